@@ -1,0 +1,1 @@
+"""sparkedit decode engine: model, tokenizer, decoding, targets and the msgpack-RPC server."""

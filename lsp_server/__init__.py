@@ -1,0 +1,1 @@
+"""sparkedit language server: documents, prompts, the LSP surface and the headless commands."""

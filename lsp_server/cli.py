@@ -1,0 +1,80 @@
+"""The `sparkedit` command: one entry point, a subcommand per job.
+
+Argument parsing only; each subcommand's work lives in its own module, imported lazily
+so that `sparkedit lsp` does not pay for numpy and `sparkedit engine` does not pay for pygls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+TARGETS = ("wafer-sim", "cerebras", "openai")
+
+
+class UsageError(Exception):
+    """Bad arguments: reported in one line, exit code 2."""
+
+
+def _add_target_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", choices=TARGETS, default="wafer-sim")
+    parser.add_argument("--model", metavar="DIR", default=None,
+                        help="model folder (config.json, model.safetensors, tokenizer.json); "
+                             "defaults to the embedded model")
+    parser.add_argument("--base-url", metavar="URL", default=None,
+                        help="address of a remote target")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sparkedit", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    lsp = sub.add_parser("lsp", help="language server on stdio")
+    lsp.add_argument("--tcp", metavar="HOST:PORT", default=None)
+    lsp.add_argument("--log-level", default="INFO")
+
+    engine = sub.add_parser("engine", help="decode engine serving msgpack-RPC")
+    where = engine.add_mutually_exclusive_group(required=True)
+    where.add_argument("--socket", metavar="PATH")
+    where.add_argument("--tcp", metavar="HOST:PORT")
+    _add_target_args(engine)
+    engine.add_argument("--log-level", default="INFO")
+
+    suggest = sub.add_parser("suggest", help="one suggestion for a file, without an editor")
+    suggest.add_argument("path", metavar="PATH", help="the file, or - for standard input")
+    suggest.add_argument("--at", required=True, metavar="LINE:COL", help="1-based cursor position")
+    suggest.add_argument("--instruction", default=None)
+    suggest.add_argument("--mode", choices=("complete", "edit", "next-edit"), default="complete")
+    suggest.add_argument("--budget", type=int, default=2048, metavar="TOKENS")
+    suggest.add_argument("--max-tokens", type=int, default=64)
+    suggest.add_argument("--json", action="store_true")
+    _add_target_args(suggest)
+
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "lsp":
+            from lsp_server.server import run_server
+
+            return run_server(args)
+        if args.command == "engine":
+            from engine.server import run_engine
+
+            return run_engine(args)
+        if args.command == "suggest":
+            from lsp_server.headless import run_suggest
+
+            return run_suggest(args)
+    except UsageError as exc:
+        print(f"sparkedit {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
