@@ -64,10 +64,10 @@ def test_cuts_fall_at_line_starts():
     prefix = "import os\nimport sys\n\ndef main():\n    x = 1\n    y"
     suffix = " = 2\n    return x\n\nmain()\n"
     pre, suf = tokenize(prefix), tokenize(suffix)
-    start = keep_prefix(pre, 17)
-    assert len(pre.ids) - start == 16  # 17 allowed, but line starts win
+    start = keep_prefix(pre, 18)  # 18 allowed: the first line start inside wins
+    assert len(pre.ids) - start == 17
     kept = prefix[pre.offsets[start][0]:]
-    assert kept == "def main():\n    x = 1\n    y"
+    assert kept == "\ndef main():\n    x = 1\n    y"
     end = keep_suffix(suf, 6)
     assert suffix[:suf.offsets[end - 1][1]] == " = 2\n"
 
