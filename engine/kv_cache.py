@@ -1,0 +1,97 @@
+"""Per-sequence key/value cache for the numpy decoder.
+
+Keys and values of every layer live in one array each, ``[L, KV, capacity, hd]``,
+so that a layer's cache for a kv head is a contiguous ``[S, hd]`` block that BLAS
+reads without a copy. Capacity grows geometrically in whole blocks as tokens are
+appended: a 128k-token context is never allocated up front, and appending one
+token at a time costs amortised O(1) copies.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from engine.model import ModelConfig
+
+
+class KVCache:
+    """Keys and values for one sequence.
+
+    Protocol used by ``Transformer.forward``: ``reserve(T)`` once, then per layer
+    ``update(layer, k, v)`` which writes at ``length`` and returns views over the
+    ``length + T`` cached positions, then ``advance(T)`` once all layers are done.
+    A forward pass that raises midway leaves ``length`` unchanged.
+    """
+
+    def __init__(self, config: ModelConfig, *, block_size: int = 256, dtype=np.float32) -> None:
+        self.n_layers = config.num_hidden_layers
+        self.n_kv_heads = config.num_key_value_heads
+        self.head_dim = config.head_dim
+        self.max_length = config.max_position_embeddings
+        self.block_size = block_size
+        self.dtype = np.dtype(dtype)
+        self.length = 0
+        self._alloc(0)
+
+    def _alloc(self, capacity: int) -> None:
+        shape = (self.n_layers, self.n_kv_heads, capacity, self.head_dim)
+        self.keys = np.zeros(shape, self.dtype)  # [L, KV, cap, hd]
+        self.values = np.zeros(shape, self.dtype)  # [L, KV, cap, hd]
+
+    @property
+    def capacity(self) -> int:
+        return self.keys.shape[2]
+
+    @property
+    def bytes_per_token(self) -> int:
+        return 2 * self.n_layers * self.n_kv_heads * self.head_dim * self.dtype.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return self.keys.nbytes + self.values.nbytes
+
+    def reserve(self, n_new: int) -> None:
+        """Make room for ``n_new`` more tokens."""
+        need = self.length + n_new
+        if need > self.max_length:
+            raise ValueError(f"KV cache overflow: {need} tokens > context limit {self.max_length}")
+        if need <= self.capacity:
+            return
+        # Grow by at least half the current size (amortised O(1) per token),
+        # rounded to whole blocks and clipped at the context limit.
+        target = max(need, self.capacity + self.capacity // 2)
+        target = -(-target // self.block_size) * self.block_size
+        target = min(target, self.max_length)
+        old_k, old_v = self.keys, self.values
+        self._alloc(target)
+        self.keys[:, :, : self.length] = old_k[:, :, : self.length]
+        self.values[:, :, : self.length] = old_v[:, :, : self.length]
+
+    def update(
+        self, layer: int, k: np.ndarray, v: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Write new keys/values for ``layer`` and return all cached ones.
+
+        k, v: [KV, T, hd] -> (keys [KV, S, hd], values [KV, S, hd]), S = length + T.
+        """
+        end = self.length + k.shape[1]
+        assert end <= self.capacity, "reserve() must be called before update()"
+        self.keys[layer, :, self.length : end] = k
+        self.values[layer, :, self.length : end] = v
+        return self.keys[layer, :, :end], self.values[layer, :, :end]
+
+    def advance(self, n: int) -> None:
+        assert self.length + n <= self.capacity
+        self.length += n
+
+    def truncate(self, n: int) -> None:
+        """Keep the first ``n`` tokens (speculative rollback, prefix reuse).
+
+        The stale entries beyond ``n`` are simply overwritten by later writes.
+        """
+        if not 0 <= n <= self.length:
+            raise ValueError(f"truncate({n}) outside 0..{self.length}")
+        self.length = n

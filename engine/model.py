@@ -1,0 +1,295 @@
+"""A Llama-family decoder in numpy: the engine's one forward primitive.
+
+``Transformer.forward(tokens, cache)`` runs ``T`` new tokens at positions
+``cache.length .. cache.length + T - 1`` and appends their keys and values to the
+cache. Prefill (T = prompt length), decode (T = 1), speculative verification
+(T = K + 1) and scoring all go through it.
+
+Numerics follow Hugging Face ``LlamaForCausalLM`` (RMSNorm, rotary embeddings with
+the ``rotate_half`` convention, grouped-query attention, SwiGLU), so real HF Llama
+checkpoints load and match. Optional q/k/v biases (Qwen2) are honoured.
+Everything is float32.
+
+Decode speed is dominated by the number of numpy calls, not by FLOPs (a call
+costs ~3 µs; the tiny model's matrices are ~100 KB), so the layer is written to
+minimise calls: fused q|k|v and gate|up projections, rotary applied to q and k
+in one shot, the query heads of each kv head stacked into one matmul.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.kv_cache import KVCache
+from engine.weights import load_checkpoint
+
+# Query chunk for long prefills: bounds the attention score matrix to
+# [H, chunk, S] floats instead of [H, T, S].
+PREFILL_CHUNK = 512
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    vocab_size: int
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    head_dim: int
+    rms_norm_eps: float = 1e-6
+    rope_theta: float = 10000.0
+    max_position_embeddings: int = 2048
+    tie_word_embeddings: bool = False
+    bos_token_id: int | None = None
+    eos_token_id: int | None = None
+    untrained: bool = False
+    fim_order: str = "psm"  # "spm" (suffix-prefix-middle) or "psm"
+
+    def __post_init__(self) -> None:
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise ValueError("num_attention_heads must be a multiple of num_key_value_heads")
+        if self.head_dim % 2:
+            raise ValueError("head_dim must be even for rotary embeddings")
+        if self.fim_order not in ("spm", "psm"):
+            raise ValueError(f"fim_order must be 'spm' or 'psm', got {self.fim_order!r}")
+
+    @classmethod
+    def from_hf(cls, cfg: dict[str, Any]) -> ModelConfig:
+        """Read a Hugging Face Llama-style ``config.json`` dict."""
+        heads = cfg["num_attention_heads"]
+        extra = cfg.get("sparkedit") or {}
+        eos = cfg.get("eos_token_id")
+        if isinstance(eos, list):  # some configs list several; the first is the main one
+            eos = eos[0] if eos else None
+        scaling = cfg.get("rope_scaling")
+        if scaling and scaling.get("rope_type", scaling.get("type")) not in (None, "default"):
+            raise ValueError(f"rope_scaling {scaling!r} is not supported")
+        return cls(
+            vocab_size=cfg["vocab_size"],
+            hidden_size=cfg["hidden_size"],
+            intermediate_size=cfg["intermediate_size"],
+            num_hidden_layers=cfg["num_hidden_layers"],
+            num_attention_heads=heads,
+            num_key_value_heads=cfg.get("num_key_value_heads") or heads,
+            head_dim=cfg.get("head_dim") or cfg["hidden_size"] // heads,
+            rms_norm_eps=float(cfg.get("rms_norm_eps", 1e-6)),
+            rope_theta=float(cfg.get("rope_theta", 10000.0)),
+            max_position_embeddings=cfg.get("max_position_embeddings", 2048),
+            tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+            bos_token_id=cfg.get("bos_token_id"),
+            eos_token_id=eos,
+            untrained=bool(extra.get("untrained", False)),
+            fim_order=extra.get("fim_order", "psm"),
+        )
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        return dataclasses.replace(self, **changes)
+
+
+class RopeTable:
+    """cos/sin of position * inv_freq, grown on demand in blocks.
+
+    A full 128k-position table would cost 16 MB for a model that usually sees a
+    few thousand positions, so it grows geometrically like the KV cache.
+    """
+
+    def __init__(self, head_dim: int, theta: float, max_positions: int, block: int = 4096):
+        # HF: inv_freq = 1 / theta ** (arange(0, hd, 2) / hd), computed in float32.
+        self.inv_freq = 1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.int64) / head_dim))
+        self.max_positions = max_positions
+        self.block = block
+        self.cos = np.zeros((0, head_dim // 2), np.float32)  # [P, hd/2]
+        self.sin = np.zeros((0, head_dim // 2), np.float32)  # [P, hd/2]
+
+    def get(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+        """cos, sin for positions start..end-1: each [T, 1, hd/2]."""
+        if end > self.cos.shape[0]:
+            n = max(end, 2 * self.cos.shape[0])
+            n = min(-(-n // self.block) * self.block, max(self.max_positions, end))
+            freqs = np.outer(np.arange(n, dtype=np.float64), self.inv_freq)  # [P, hd/2]
+            self.cos = np.cos(freqs).astype(np.float32)
+            self.sin = np.sin(freqs).astype(np.float32)
+        return self.cos[start:end, None, :], self.sin[start:end, None, :]
+
+
+@dataclass(frozen=True)
+class LayerWeights:
+    w_qkv: np.ndarray  # [D, (H + 2 KV) * hd]
+    b_qkv: np.ndarray | None  # [(H + 2 KV) * hd]
+    w_o: np.ndarray  # [H * hd, D]
+    w_gate_up: np.ndarray  # [D, 2 I]
+    w_down: np.ndarray  # [I, D]
+    attn_norm: np.ndarray  # [D]
+    mlp_norm: np.ndarray  # [D]
+
+
+class Transformer:
+    def __init__(self, config: ModelConfig, weights: dict[str, np.ndarray]) -> None:
+        self.config = config
+        c = config
+        f32 = np.float32
+        self.embed = np.ascontiguousarray(weights["model.embed_tokens.weight"], f32)  # [V, D]
+        if c.tie_word_embeddings or "lm_head.weight" not in weights:
+            self.lm_head = self.embed.T  # [D, V] view: BLAS reads it transposed, no copy
+        else:
+            self.lm_head = np.ascontiguousarray(weights["lm_head.weight"].T, f32)  # [D, V]
+        self.final_norm = np.asarray(weights["model.norm.weight"], f32)  # [D]
+        self.layers: list[LayerWeights] = []
+        for i in range(c.num_hidden_layers):
+            p = f"model.layers.{i}."
+            qkv = [weights[p + f"self_attn.{n}_proj.weight"] for n in "qkv"]
+            biases = [weights.get(p + f"self_attn.{n}_proj.bias") for n in "qkv"]
+            b_qkv = None
+            if any(b is not None for b in biases):
+                b_qkv = np.concatenate(
+                    [
+                        b if b is not None else np.zeros(w.shape[0], f32)
+                        for b, w in zip(biases, qkv, strict=True)
+                    ]
+                ).astype(f32)
+            gate_up = [weights[p + "mlp.gate_proj.weight"], weights[p + "mlp.up_proj.weight"]]
+            self.layers.append(
+                LayerWeights(
+                    w_qkv=np.ascontiguousarray(np.concatenate(qkv, 0).T, f32),
+                    b_qkv=b_qkv,
+                    w_o=np.ascontiguousarray(weights[p + "self_attn.o_proj.weight"].T, f32),
+                    w_gate_up=np.ascontiguousarray(np.concatenate(gate_up, 0).T, f32),
+                    w_down=np.ascontiguousarray(weights[p + "mlp.down_proj.weight"].T, f32),
+                    attn_norm=np.asarray(weights[p + "input_layernorm.weight"], f32),
+                    mlp_norm=np.asarray(weights[p + "post_attention_layernorm.weight"], f32),
+                )
+            )
+        n_qkv = (c.num_attention_heads + 2 * c.num_key_value_heads) * c.head_dim
+        expect_qkv = (c.hidden_size, n_qkv)
+        if self.layers and self.layers[0].w_qkv.shape != expect_qkv:
+            raise ValueError(f"q/k/v weights {self.layers[0].w_qkv.shape} != config {expect_qkv}")
+        self.rope = RopeTable(c.head_dim, c.rope_theta, c.max_position_embeddings)
+
+    @property
+    def context_limit(self) -> int:
+        return self.config.max_position_embeddings
+
+    def new_cache(self) -> KVCache:
+        return KVCache(self.config)
+
+    def forward(
+        self, tokens: np.ndarray | list[int], cache: KVCache, *, last_n: int | None = None
+    ) -> np.ndarray:
+        """Run tokens [T] at positions cache.length.. and append them to the cache.
+
+        Returns logits [T, V] float32, or only the last ``last_n`` rows when given
+        (a long prefill needs just the last row; [T, V] for T = 128k would be GBs).
+        """
+        tokens = np.asarray(tokens, dtype=np.int64).reshape(-1)  # [T]
+        n = tokens.shape[0]
+        if n == 0:
+            raise ValueError("forward() needs at least one token")
+        keep = n if last_n is None else min(last_n, n)
+        out: list[np.ndarray] = []
+        # Long inputs are processed in query chunks; each chunk is an ordinary
+        # forward at the cache's current length, so results are identical.
+        for s in range(0, n, PREFILL_CHUNK):
+            chunk = tokens[s : s + PREFILL_CHUNK]
+            want = min(chunk.shape[0], keep - (n - s - chunk.shape[0]))
+            h = self._hidden(chunk, cache)  # [t, D]
+            if want > 0:
+                out.append(self._logits(h[-want:]))
+        return out[0] if len(out) == 1 else np.concatenate(out, 0)
+
+    def _logits(self, h: np.ndarray) -> np.ndarray:
+        return _rms_norm(h, self.final_norm, self.config.rms_norm_eps) @ self.lm_head  # [t, V]
+
+    def _hidden(self, tokens: np.ndarray, cache: KVCache) -> np.ndarray:
+        """Final hidden states [T, D] (before the final norm) for one chunk."""
+        c = self.config
+        t = tokens.shape[0]
+        start = cache.length
+        cache.reserve(t)
+        cos, sin = self.rope.get(start, start + t)  # [T, 1, hd/2]
+        mask = None
+        if t > 1:
+            # Query i (position start+i) sees keys 0..start+i.
+            key_pos = np.arange(start + t)  # [S]
+            query_pos = np.arange(start, start + t)[:, None]  # [T, 1]
+            mask = np.where(key_pos > query_pos, -np.inf, 0.0).astype(np.float32)  # [T, S]
+        x = self.embed[tokens]  # [T, D]
+        for i, lw in enumerate(self.layers):
+            x = x + self._attention(i, lw, _rms_norm(x, lw.attn_norm, c.rms_norm_eps), cache,
+                                    cos, sin, mask)
+            x = x + self._mlp(lw, _rms_norm(x, lw.mlp_norm, c.rms_norm_eps))
+        cache.advance(t)
+        return x
+
+    def _attention(
+        self,
+        layer: int,
+        lw: LayerWeights,
+        x: np.ndarray,  # [T, D]
+        cache: KVCache,
+        cos: np.ndarray,  # [T, 1, hd/2]
+        sin: np.ndarray,  # [T, 1, hd/2]
+        mask: np.ndarray | None,  # [T, S]
+    ) -> np.ndarray:
+        c = self.config
+        t = x.shape[0]
+        h, kv, hd = c.num_attention_heads, c.num_key_value_heads, c.head_dim
+        g = h // kv
+        qkv = x @ lw.w_qkv  # [T, (H + 2KV) * hd]
+        if lw.b_qkv is not None:
+            qkv += lw.b_qkv
+        qkv = qkv.reshape(t, h + 2 * kv, hd)
+        # Rotary on q and k together, HF rotate_half convention:
+        # out = [x1*cos - x2*sin, x2*cos + x1*sin] over the two halves of hd.
+        qk = qkv[:, : h + kv]  # [T, H + KV, hd]
+        x1, x2 = qk[..., : hd // 2], qk[..., hd // 2 :]
+        qk = np.concatenate((x1 * cos - x2 * sin, x2 * cos + x1 * sin), axis=-1)
+        # The 1/sqrt(hd) scale is folded into q (T*H*hd multiplies, not H*T*S).
+        q = qk[:, :h] * np.float32(1.0 / np.sqrt(hd))  # [T, H, hd]
+        k = qk[:, h:].transpose(1, 0, 2)  # [KV, T, hd]
+        v = qkv[:, h + kv :].transpose(1, 0, 2)  # [KV, T, hd]
+        keys, values = cache.update(layer, k, v)  # [KV, S, hd] each
+        # Query heads sharing a kv head (HF repeat_kv: head j*G+r uses kv head j)
+        # are stacked so one batched matmul over KV covers all of them.
+        q = q.reshape(t, kv, g, hd).transpose(1, 2, 0, 3).reshape(kv, g * t, hd)  # [KV, G*T, hd]
+        scores = q @ keys.transpose(0, 2, 1)  # [KV, G*T, S]
+        if mask is not None:
+            s = scores.shape[-1]
+            scores = scores.reshape(kv, g, t, s)
+            scores += mask
+            scores = scores.reshape(kv, g * t, s)
+        scores -= scores.max(axis=-1, keepdims=True)
+        np.exp(scores, out=scores)
+        scores /= scores.sum(axis=-1, keepdims=True)
+        out = scores @ values  # [KV, G*T, hd]
+        out = out.reshape(kv, g, t, hd).transpose(2, 0, 1, 3).reshape(t, h * hd)  # [T, H*hd]
+        return out @ lw.w_o  # [T, D]
+
+    def _mlp(self, lw: LayerWeights, x: np.ndarray) -> np.ndarray:
+        gu = x @ lw.w_gate_up  # [T, 2I]
+        inter = gu.shape[-1] // 2
+        gate, up = gu[:, :inter], gu[:, inter:]
+        # silu(g) = g * sigmoid(g), sigmoid via tanh: no overflow warnings for large |g|.
+        act = gate * (0.5 + 0.5 * np.tanh(0.5 * gate)) * up  # [T, I]
+        return act @ lw.w_down  # [T, D]
+
+
+def _rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
+    # HF LlamaRMSNorm: x * rsqrt(mean(x^2) + eps) * weight, in float32.
+    ms = np.einsum("td,td->t", x, x)[:, None] * np.float32(1.0 / x.shape[-1])  # [T, 1]
+    return x * (1.0 / np.sqrt(ms + np.float32(eps))) * weight
+
+
+def load_config(model_dir: str | Path) -> ModelConfig:
+    return ModelConfig.from_hf(json.loads((Path(model_dir) / "config.json").read_text()))
+
+
+def load_model(model_dir: str | Path) -> Transformer:
+    """Load a Hugging Face Llama-style folder (config.json + safetensors)."""
+    return Transformer(load_config(model_dir), load_checkpoint(model_dir))

@@ -1,0 +1,14 @@
+"""Model folders shipped inside the engine package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def default_model_dir() -> Path:
+    """The embedded model: for now the untrained placeholder.
+
+    A trained model will replace it; callers must not assume it is untrained
+    (read ``ModelConfig.untrained`` instead).
+    """
+    return Path(__file__).resolve().parent / "tiny-untrained"
