@@ -1,0 +1,205 @@
+"""A FIFO of generate jobs run one at a time on a single worker thread.
+
+The model (and its KV and prefix caches) is one object, so jobs never overlap; what the
+scheduler adds is ordering, `timing.queue_ms`, and cancellation: a queued job is answered
+at once, a running one is stopped by `should_stop` within one forward pass. Results go
+back to the event loop with `call_soon_threadsafe`, after every token callback the job
+made, so a client always sees its token notifications before the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.rpc import EngineError
+from engine.targets.base import ContextOverflowError, OnText, Target
+
+log = logging.getLogger("sparkedit.engine.scheduler")
+
+JobKey = tuple[Hashable, int]  # (owner, request id): request ids are per connection
+
+
+@dataclass(eq=False)
+class Job:
+    key: JobKey
+    params: Any  # engine.generate.GenerateParams
+    on_text: OnText | None
+    future: asyncio.Future[dict[str, Any]]
+    enqueued_at: float = field(default_factory=time.perf_counter)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def owner(self) -> Hashable:
+        return self.key[0]
+
+
+def plain(obj: Any) -> Any:
+    """Wire-safe copy: dataclasses to maps, numpy scalars and arrays to Python values
+    (msgpack cannot pack numpy types)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [plain(v) for v in obj]
+    if hasattr(obj, "tolist"):  # numpy scalar or array
+        return plain(obj.tolist())
+    return obj
+
+
+def result_to_wire(result: Any) -> dict[str, Any]:
+    """GenerateResult -> {text, tokens, finish_reason, stats, timing}."""
+    wire = plain(result)
+    assert isinstance(wire, dict), f"unexpected generate result {type(result).__name__}"
+    wire.setdefault("stats", {})
+    wire["timing"] = dict(wire.get("timing") or {})
+    wire["timing"].setdefault("simulated", None)
+    return wire
+
+
+def cancelled_before_start(queue_ms: float) -> dict[str, Any]:
+    """The answer for a job cancelled while it waited: nothing decoded, nothing spent."""
+    return {
+        "text": "", "tokens": [], "finish_reason": "cancelled",
+        "stats": {"prompt_tokens": 0, "cached_prompt_tokens": 0, "output_tokens": 0,
+                  "forward_passes": 0, "accepted_draft_tokens": 0},
+        "timing": {"queue_ms": queue_ms, "prefill_ms": 0.0, "ttft_ms": None,
+                   "decode_ms": 0.0, "total_ms": queue_ms, "simulated": None},
+    }
+
+
+def _elapsed_ms(since: float) -> float:
+    return (time.perf_counter() - since) * 1000.0
+
+
+class Scheduler:
+    """Owns the worker thread. `submit`, `cancel`, `cancel_owner` and `stop` are called
+    from the event-loop thread only; the queue is shared with the worker under `_cond`."""
+
+    def __init__(self, target: Target, loop: asyncio.AbstractEventLoop) -> None:
+        self._target = target
+        self._loop = loop
+        self._cond = threading.Condition()
+        self._queue: deque[Job] = deque()
+        self._running: Job | None = None
+        self._jobs: dict[JobKey, Job] = {}
+        self._stopping = False
+        self._thread = threading.Thread(target=self._work, name="engine-worker", daemon=True)
+
+    # -- event-loop side
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def queue_length(self) -> int:
+        with self._cond:
+            return len(self._queue)
+
+    @property
+    def running(self) -> bool:
+        with self._cond:
+            return self._running is not None
+
+    def submit(self, key: JobKey, params: Any, on_text: OnText | None) -> Job:
+        job = Job(key, params, on_text, self._loop.create_future())
+        with self._cond:
+            if self._stopping:
+                raise EngineError("internal", "the engine is shutting down")
+            if key in self._jobs:
+                raise EngineError("invalid_params", f"request id {key[1]} is already running")
+            self._jobs[key] = job
+            self._queue.append(job)
+            self._cond.notify()
+        return job
+
+    def find(self, key: JobKey) -> Job | None:
+        with self._cond:
+            return self._jobs.get(key)
+
+    def cancel(self, job: Job) -> bool:
+        """True when the job was still queued or running (and is now being cancelled)."""
+        with self._cond:
+            if job in self._queue:
+                self._queue.remove(job)
+                self._jobs.pop(job.key, None)
+                _resolve(job.future, cancelled_before_start(_elapsed_ms(job.enqueued_at)))
+                return True
+            if job is self._running and not job.stop.is_set():
+                job.stop.set()
+                return True
+            return False
+
+    def cancel_owner(self, owner: Hashable) -> int:
+        """Cancel every job of a client that went away; returns how many."""
+        with self._cond:
+            mine = [job for key, job in self._jobs.items() if key[0] == owner]
+        return sum(self.cancel(job) for job in mine)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        with self._cond:
+            self._stopping = True
+            queued = list(self._queue)
+            self._queue.clear()
+            if self._running is not None:
+                self._running.stop.set()
+            self._cond.notify_all()
+        for job in queued:
+            self._jobs.pop(job.key, None)
+            _resolve(job.future, cancelled_before_start(_elapsed_ms(job.enqueued_at)))
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("worker still inside a forward pass after %.1f s", timeout)
+
+    # -- worker thread
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                job = self._queue.popleft()
+                self._running = job
+            outcome = self._run(job, _elapsed_ms(job.enqueued_at))
+            with self._cond:
+                self._running = None
+                self._jobs.pop(job.key, None)
+            try:
+                self._loop.call_soon_threadsafe(_resolve, job.future, outcome)
+            except RuntimeError:  # the loop closed during shutdown; nobody is waiting
+                return
+
+    def _run(self, job: Job, queue_ms: float) -> dict[str, Any] | EngineError:
+        try:
+            result = self._target.generate(job.params, job.on_text, job.stop.is_set)
+        except ContextOverflowError as exc:
+            return EngineError("context_overflow", str(exc))
+        except Exception as exc:  # keep the worker alive for the next job
+            log.exception("generate failed")
+            return EngineError("internal", f"{type(exc).__name__}: {exc}")
+        wire = result_to_wire(result)
+        wire["timing"]["queue_ms"] = queue_ms
+        if isinstance(wire["timing"].get("total_ms"), int | float):
+            wire["timing"]["total_ms"] += queue_ms
+        return wire
+
+
+def _resolve(future: asyncio.Future[dict[str, Any]], outcome: dict[str, Any] | EngineError) -> None:
+    # The awaiting handler may have been cancelled (client gone): then nobody reads this.
+    if future.done():
+        return
+    if isinstance(outcome, EngineError):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)

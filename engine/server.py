@@ -1,0 +1,266 @@
+"""The engine process: one target, one scheduler, msgpack-RPC on a Unix socket or TCP.
+
+A Unix socket is private (mode 0600, owner only). TCP is for a shared engine and is never
+open: it needs $SPARKEDIT_ENGINE_TOKEN, and a TCP client must send `hello {token}` before
+any other request. Logs go to stderr; stdout stays empty.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hmac
+import logging
+import os
+import signal
+import socket
+import stat
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from engine.rpc import Connection, EngineError, Request, RpcServer, parse_address
+from engine.scheduler import Scheduler
+from engine.targets.base import Target
+
+log = logging.getLogger("sparkedit.engine")
+
+TOKEN_ENV = "SPARKEDIT_ENGINE_TOKEN"
+PROTOCOL_VERSION = 1
+
+
+class EngineStartError(Exception):
+    """The engine cannot start; the message says why (exit code 1)."""
+
+
+# ---------------------------------------------------------------------------- methods
+
+
+@dataclass
+class EngineService:
+    """The RPC methods; each handler validates its params and answers, nothing more."""
+
+    target: Target
+    scheduler: Scheduler
+    token: str | None  # set only for TCP, where every connection must say `hello` first
+
+    def handlers(self) -> dict[str, Any]:
+        return {"hello": self.hello, "generate": self.generate, "cancel": self.cancel,
+                "tokenize": self.tokenize, "info": self.info, "health": self.health}
+
+    def authorize(self, conn: Connection, request: Request) -> bool:
+        return self.token is None or conn.authenticated or request.method == "hello"
+
+    async def hello(self, conn: Connection, request: Request) -> dict[str, Any]:
+        if self.token is not None:
+            given = request.params.get("token")
+            if not isinstance(given, str) or not hmac.compare_digest(
+                    given.encode(), self.token.encode()):
+                # Answer, then hang up: one guess per connection.
+                asyncio.get_running_loop().call_later(0.05, conn.writer.close)
+                raise EngineError("unauthorized", "wrong engine token")
+        conn.authenticated = True
+        return {"ok": True, "protocol": PROTOCOL_VERSION}
+
+    async def generate(self, conn: Connection, request: Request) -> dict[str, Any]:
+        from engine.generate import GenerateParams
+
+        try:
+            params = GenerateParams.from_wire(request.params)
+        except ValueError as exc:
+            raise EngineError("invalid_params", str(exc)) from exc
+        on_text = None
+        if request.params.get("stream"):
+            loop = asyncio.get_running_loop()
+            msgid = request.id
+
+            def on_text(text: str, tokens: list[int]) -> None:
+                # Worker thread: hand the frame to the loop, which writes frames in order.
+                loop.call_soon_threadsafe(conn.notify_nowait, "token", {
+                    "id": msgid, "text": text, "tokens": [int(t) for t in tokens]})
+
+        job = self.scheduler.submit((conn.id, request.id), params, on_text)
+        try:
+            return await job.future
+        except asyncio.CancelledError:
+            # The connection went away under us: free the worker for the others.
+            self.scheduler.cancel(job)
+            raise
+
+    async def cancel(self, conn: Connection, request: Request) -> dict[str, Any]:
+        job_id = request.params.get("id")
+        if not isinstance(job_id, int) or isinstance(job_id, bool):
+            raise EngineError("invalid_params", "cancel needs {id: <generate request id>}")
+        job = self.scheduler.find((conn.id, job_id))
+        return {"cancelled": job is not None and self.scheduler.cancel(job)}
+
+    async def tokenize(self, conn: Connection, request: Request) -> dict[str, Any]:
+        text = request.params.get("text")
+        offsets = request.params.get("offsets", False)
+        if not isinstance(text, str):
+            raise EngineError("invalid_params", "tokenize needs {text: str}")
+        if not isinstance(offsets, bool):
+            raise EngineError("invalid_params", "offsets must be a boolean")
+        # Off the loop: a long file takes tens of milliseconds to tokenize.
+        return await asyncio.get_running_loop().run_in_executor(
+            None, self.target.tokenize, text, offsets)
+
+    async def info(self, conn: Connection, request: Request) -> dict[str, Any]:
+        return self.target.info()
+
+    async def health(self, conn: Connection, request: Request) -> dict[str, Any]:
+        return {"ok": True, "queue_length": self.scheduler.queue_length,
+                "running": self.scheduler.running}
+
+
+# ---------------------------------------------------------------------------- sockets
+
+
+def _engine_answers(path: str) -> bool:
+    """Is something listening on this socket file? (a stale file refuses the connection)"""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(path)
+    except (ConnectionRefusedError, FileNotFoundError):
+        return False
+    except PermissionError:
+        return True  # someone else's socket: never remove it
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+def bind_unix_socket(path: str) -> tuple[socket.socket, int]:
+    """Bind a private (0600) Unix socket at `path`, replacing only a stale socket file.
+    Returns the socket and the file's inode, so shutdown removes only its own file."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        pass
+    else:
+        if not stat.S_ISSOCK(st.st_mode):
+            raise EngineStartError(f"{path} exists and is not a socket")
+        if _engine_answers(path):
+            raise EngineStartError(f"another engine is already serving on {path}")
+        os.unlink(path)
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, mode=0o700, exist_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    # The umask closes the window between bind and chmod in which others could connect.
+    old_umask = os.umask(0o177)
+    try:
+        sock.bind(path)  # fails if another engine bound it since the check: no clobbering
+    except OSError as exc:
+        sock.close()
+        raise EngineStartError(f"cannot bind {path}: {exc}") from exc
+    finally:
+        os.umask(old_umask)
+    os.chmod(path, 0o600)
+    return sock, os.stat(path).st_ino
+
+
+def _remove_own_socket(path: str, inode: int) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        if os.stat(path).st_ino == inode:
+            os.unlink(path)
+
+
+# ---------------------------------------------------------------------------- process
+
+
+def load_target(args: argparse.Namespace) -> Target:
+    if args.target != "wafer-sim":
+        raise NotImplementedError(f"target {args.target!r} is not implemented yet")
+    from engine.targets.wafer_sim import WaferSimTarget
+
+    model_dir = args.model
+    if model_dir is None:
+        from engine.models import default_model_dir
+
+        model_dir = default_model_dir()
+    return WaferSimTarget(model_dir)
+
+
+async def serve(target: Target, args: argparse.Namespace, token: str | None) -> int:
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    scheduler = Scheduler(target, loop)
+    service = EngineService(target, scheduler, token)
+    rpc = RpcServer(service.handlers(), authorize=service.authorize,
+                    on_disconnect=lambda conn: scheduler.cancel_owner(conn.id))
+    own_socket: tuple[str, int] | None = None
+    if args.socket:
+        sock, inode = bind_unix_socket(args.socket)
+        own_socket = (args.socket, inode)
+        try:
+            server = await asyncio.start_unix_server(rpc.handle_connection, sock=sock)
+        except OSError:
+            _remove_own_socket(args.socket, inode)
+            raise
+        where = args.socket
+    else:
+        _, (host, port) = parse_address("tcp:" + args.tcp.removeprefix("tcp:"))
+        server = await asyncio.start_server(rpc.handle_connection, host, port)
+        bound = server.sockets[0].getsockname()
+        where = f"tcp:{bound[0]}:{bound[1]}"
+    scheduler.start()
+    log.info("engine ready on %s (target %s, pid %d)", where, target.name, os.getpid())
+    try:
+        await stopping.wait()
+        log.info("shutting down")
+    finally:
+        server.close()
+        for conn in list(rpc.connections):
+            conn.writer.close()
+        await loop.run_in_executor(None, scheduler.stop)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(server.wait_closed(), 2.0)
+        if own_socket is not None:
+            _remove_own_socket(*own_socket)
+    return 0
+
+
+def run_engine(args: argparse.Namespace) -> int:
+    """`sparkedit engine`: serve until SIGTERM/SIGINT. Exit 0 after a clean shutdown, 2 for
+    bad arguments, 1 for a failure explained on stderr."""
+    logging.basicConfig(stream=sys.stderr, level=str(args.log_level).upper(),
+                        format="%(asctime)s sparkedit-engine %(levelname)s %(message)s")
+    token: str | None = None
+    if args.tcp:
+        token = os.environ.get(TOKEN_ENV) or None
+        if token is None:
+            print(f"sparkedit engine: --tcp needs a token in ${TOKEN_ENV}; clients send it "
+                  "in `hello`", file=sys.stderr)
+            return 2
+        try:
+            parse_address("tcp:" + args.tcp.removeprefix("tcp:"))
+        except ValueError as exc:
+            print(f"sparkedit engine: {exc}", file=sys.stderr)
+            return 2
+    elif args.socket and os.path.exists(args.socket) and _engine_answers(args.socket):
+        # Fail before the model loads when another engine already owns the socket.
+        print(f"sparkedit engine: another engine is already serving on {args.socket}",
+              file=sys.stderr)
+        return 1
+    try:
+        target = load_target(args)
+    except NotImplementedError as exc:
+        print(f"sparkedit engine: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"sparkedit engine: cannot load the model: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return asyncio.run(serve(target, args, token))
+    except EngineStartError as exc:
+        print(f"sparkedit engine: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"sparkedit engine: cannot listen: {exc}", file=sys.stderr)
+        return 1
