@@ -31,7 +31,7 @@ from engine.weights import load_checkpoint
 
 # Query chunk for long prefills: bounds the attention score matrix to
 # [H, chunk, S] floats instead of [H, T, S].
-PREFILL_CHUNK = 512
+PREFILL_CHUNK = 256
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,38 +96,40 @@ class ModelConfig:
 class RopeTable:
     """cos/sin of position * inv_freq, grown on demand in blocks.
 
-    A full 128k-position table would cost 16 MB for a model that usually sees a
-    few thousand positions, so it grows geometrically like the KV cache.
+    Stored full width for HF's rotate_half form, ``x*cos + rotate_half(x)*sin``
+    with ``rotate_half(x) = [-x2, x1]``: ``cos2 = [cos, cos]`` and the sign folded
+    into ``sin2 = [-sin, sin]``, so applying it is one concatenate and three
+    elementwise calls. A full 128k-position table would cost 32 MB for a model that
+    usually sees a few thousand positions, so it grows geometrically.
     """
 
     def __init__(self, head_dim: int, theta: float, max_positions: int, block: int = 4096):
-        # HF: inv_freq = 1 / theta ** (arange(0, hd, 2) / hd), computed in float32.
+        # HF: inv_freq = 1 / theta ** (arange(0, hd, 2) / hd)
         self.inv_freq = 1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.int64) / head_dim))
         self.max_positions = max_positions
         self.block = block
-        self.cos = np.zeros((0, head_dim // 2), np.float32)  # [P, hd/2]
-        self.sin = np.zeros((0, head_dim // 2), np.float32)  # [P, hd/2]
+        self.cos2 = np.zeros((0, head_dim), np.float32)  # [P, hd]
+        self.sin2 = np.zeros((0, head_dim), np.float32)  # [P, hd]
 
     def get(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
-        """cos, sin for positions start..end-1: each [T, 1, hd/2]."""
-        if end > self.cos.shape[0]:
-            n = max(end, 2 * self.cos.shape[0])
+        """cos2, sin2 for positions start..end-1: each [T, 1, hd]."""
+        if end > self.cos2.shape[0]:
+            n = max(end, 2 * self.cos2.shape[0])
             n = min(-(-n // self.block) * self.block, max(self.max_positions, end))
             freqs = np.outer(np.arange(n, dtype=np.float64), self.inv_freq)  # [P, hd/2]
-            self.cos = np.cos(freqs).astype(np.float32)
-            self.sin = np.sin(freqs).astype(np.float32)
-        return self.cos[start:end, None, :], self.sin[start:end, None, :]
+            cos, sin = np.cos(freqs), np.sin(freqs)
+            self.cos2 = np.concatenate((cos, cos), -1).astype(np.float32)
+            self.sin2 = np.concatenate((-sin, sin), -1).astype(np.float32)
+        return self.cos2[start:end, None, :], self.sin2[start:end, None, :]
 
 
 @dataclass(frozen=True)
 class LayerWeights:
-    w_qkv: np.ndarray  # [D, (H + 2 KV) * hd]
+    w_qkv: np.ndarray  # [D, (H + 2 KV) * hd]; input_layernorm and q scale folded in
     b_qkv: np.ndarray | None  # [(H + 2 KV) * hd]
     w_o: np.ndarray  # [H * hd, D]
-    w_gate_up: np.ndarray  # [D, 2 I]
+    w_gate_up: np.ndarray  # [D, 2 I]; post_attention_layernorm folded in
     w_down: np.ndarray  # [I, D]
-    attn_norm: np.ndarray  # [D]
-    mlp_norm: np.ndarray  # [D]
 
 
 class Transformer:
@@ -142,6 +144,8 @@ class Transformer:
             self.lm_head = np.ascontiguousarray(weights["lm_head.weight"].T, f32)  # [D, V]
         self.final_norm = np.asarray(weights["model.norm.weight"], f32)  # [D]
         self.layers: list[LayerWeights] = []
+        q_width = c.num_attention_heads * c.head_dim
+        q_scale = np.float32(1.0 / np.sqrt(c.head_dim))
         for i in range(c.num_hidden_layers):
             p = f"model.layers.{i}."
             qkv = [weights[p + f"self_attn.{n}_proj.weight"] for n in "qkv"]
@@ -155,15 +159,23 @@ class Transformer:
                     ]
                 ).astype(f32)
             gate_up = [weights[p + "mlp.gate_proj.weight"], weights[p + "mlp.up_proj.weight"]]
+            # Folded at load to save numpy calls per layer (linear, so exact up to
+            # rounding): the RMSNorm gains scale the rows of the next projection,
+            # and the 1/sqrt(hd) attention scale the q columns (rotary is linear).
+            attn_norm = np.asarray(weights[p + "input_layernorm.weight"], f32)
+            mlp_norm = np.asarray(weights[p + "post_attention_layernorm.weight"], f32)
+            w_qkv = np.concatenate(qkv, 0).T.astype(f32) * attn_norm[:, None]  # [D, N_qkv]
+            w_qkv[:, :q_width] *= q_scale
+            if b_qkv is not None:
+                b_qkv[:q_width] *= q_scale
+            w_gate_up = np.concatenate(gate_up, 0).T.astype(f32) * mlp_norm[:, None]
             self.layers.append(
                 LayerWeights(
-                    w_qkv=np.ascontiguousarray(np.concatenate(qkv, 0).T, f32),
+                    w_qkv=np.ascontiguousarray(w_qkv),
                     b_qkv=b_qkv,
                     w_o=np.ascontiguousarray(weights[p + "self_attn.o_proj.weight"].T, f32),
-                    w_gate_up=np.ascontiguousarray(np.concatenate(gate_up, 0).T, f32),
+                    w_gate_up=np.ascontiguousarray(w_gate_up),
                     w_down=np.ascontiguousarray(weights[p + "mlp.down_proj.weight"].T, f32),
-                    attn_norm=np.asarray(weights[p + "input_layernorm.weight"], f32),
-                    mlp_norm=np.asarray(weights[p + "post_attention_layernorm.weight"], f32),
                 )
             )
         n_qkv = (c.num_attention_heads + 2 * c.num_key_value_heads) * c.head_dim
@@ -204,7 +216,7 @@ class Transformer:
         return out[0] if len(out) == 1 else np.concatenate(out, 0)
 
     def _logits(self, h: np.ndarray) -> np.ndarray:
-        return _rms_norm(h, self.final_norm, self.config.rms_norm_eps) @ self.lm_head  # [t, V]
+        return (_rms_norm(h, self.config.rms_norm_eps) * self.final_norm) @ self.lm_head  # [t, V]
 
     def _hidden(self, tokens: np.ndarray, cache: KVCache) -> np.ndarray:
         """Final hidden states [T, D] (before the final norm) for one chunk."""
@@ -212,7 +224,7 @@ class Transformer:
         t = tokens.shape[0]
         start = cache.length
         cache.reserve(t)
-        cos, sin = self.rope.get(start, start + t)  # [T, 1, hd/2]
+        cos, sin = self.rope.get(start, start + t)  # [T, 1, hd]
         mask = None
         if t > 1:
             # Query i (position start+i) sees keys 0..start+i.
@@ -221,9 +233,8 @@ class Transformer:
             mask = np.where(key_pos > query_pos, -np.inf, 0.0).astype(np.float32)  # [T, S]
         x = self.embed[tokens]  # [T, D]
         for i, lw in enumerate(self.layers):
-            x = x + self._attention(i, lw, _rms_norm(x, lw.attn_norm, c.rms_norm_eps), cache,
-                                    cos, sin, mask)
-            x = x + self._mlp(lw, _rms_norm(x, lw.mlp_norm, c.rms_norm_eps))
+            x = x + self._attention(i, lw, _rms_norm(x, c.rms_norm_eps), cache, cos, sin, mask)
+            x = x + self._mlp(lw, _rms_norm(x, c.rms_norm_eps))
         cache.advance(t)
         return x
 
@@ -233,8 +244,8 @@ class Transformer:
         lw: LayerWeights,
         x: np.ndarray,  # [T, D]
         cache: KVCache,
-        cos: np.ndarray,  # [T, 1, hd/2]
-        sin: np.ndarray,  # [T, 1, hd/2]
+        cos: np.ndarray,  # [T, 1, hd]
+        sin: np.ndarray,  # [T, 1, hd]
         mask: np.ndarray | None,  # [T, S]
     ) -> np.ndarray:
         c = self.config
@@ -245,20 +256,18 @@ class Transformer:
         if lw.b_qkv is not None:
             qkv += lw.b_qkv
         qkv = qkv.reshape(t, h + 2 * kv, hd)
-        # Rotary on q and k together, HF rotate_half convention:
-        # out = [x1*cos - x2*sin, x2*cos + x1*sin] over the two halves of hd.
+        # Rotary on q and k together: x*cos2 + [x2, x1]*sin2 (see RopeTable).
         qk = qkv[:, : h + kv]  # [T, H + KV, hd]
-        x1, x2 = qk[..., : hd // 2], qk[..., hd // 2 :]
-        qk = np.concatenate((x1 * cos - x2 * sin, x2 * cos + x1 * sin), axis=-1)
-        # The 1/sqrt(hd) scale is folded into q (T*H*hd multiplies, not H*T*S).
-        q = qk[:, :h] * np.float32(1.0 / np.sqrt(hd))  # [T, H, hd]
-        k = qk[:, h:].transpose(1, 0, 2)  # [KV, T, hd]
-        v = qkv[:, h + kv :].transpose(1, 0, 2)  # [KV, T, hd]
-        keys, values = cache.update(layer, k, v)  # [KV, S, hd] each
+        swapped = np.concatenate((qk[..., hd // 2 :], qk[..., : hd // 2]), axis=-1)
+        qk = qk * cos
+        swapped *= sin
+        qk += swapped
+        q = qk[:, :h]  # [T, H, hd], already scaled by 1/sqrt(hd) (folded into w_qkv)
+        keys, values = cache.update(layer, qk[:, h:], qkv[:, h + kv :])  # [KV,hd,S], [KV,S,hd]
         # Query heads sharing a kv head (HF repeat_kv: head j*G+r uses kv head j)
         # are stacked so one batched matmul over KV covers all of them.
         q = q.reshape(t, kv, g, hd).transpose(1, 2, 0, 3).reshape(kv, g * t, hd)  # [KV, G*T, hd]
-        scores = q @ keys.transpose(0, 2, 1)  # [KV, G*T, S]
+        scores = q @ keys  # [KV, G*T, S]
         if mask is not None:
             s = scores.shape[-1]
             scores = scores.reshape(kv, g, t, s)
@@ -280,10 +289,16 @@ class Transformer:
         return act @ lw.w_down  # [T, D]
 
 
-def _rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
-    # HF LlamaRMSNorm: x * rsqrt(mean(x^2) + eps) * weight, in float32.
-    ms = np.einsum("td,td->t", x, x)[:, None] * np.float32(1.0 / x.shape[-1])  # [T, 1]
-    return x * (1.0 / np.sqrt(ms + np.float32(eps))) * weight
+def _rms_norm(x: np.ndarray, eps: float) -> np.ndarray:
+    """HF LlamaRMSNorm without its gain: x * rsqrt(mean(x^2) + eps), float32.
+
+    x: [T, D] -> [T, D]. The gain is folded into the next projection.
+    """
+    ms = np.einsum("td,td->t", x, x)  # [T]
+    ms *= np.float32(1.0 / x.shape[-1])
+    ms += np.float32(eps)
+    np.sqrt(ms, out=ms)
+    return x / ms[:, None]
 
 
 def load_config(model_dir: str | Path) -> ModelConfig:
