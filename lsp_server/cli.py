@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     lsp = sub.add_parser("lsp", help="language server on stdio")
     lsp.add_argument("--tcp", metavar="HOST:PORT", default=None)
     lsp.add_argument("--log-level", default="INFO")
+    _add_target_args(lsp)  # the engine the server starts on demand
 
     engine = sub.add_parser("engine", help="decode engine serving msgpack-RPC")
     where = engine.add_mutually_exclusive_group(required=True)

@@ -1,0 +1,127 @@
+"""Inline completion: document text + cursor offset -> a suggestion from the engine.
+
+Shared by the language server and `sparkedit suggest`; it knows nothing about LSP.
+The engine is reached only through an `EngineClient`-like object (`tokenize`,
+`generate`), so cancelling the awaiting task cancels the engine job.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from lsp_server.prompts import FimOrder, FimTokens, Tokenized, build_fim_prompt
+
+TIMING_KEYS = ("context_ms", "queue_ms", "ttft_ms", "total_ms", "simulated")
+STATS_KEYS = ("prompt_tokens", "cached_prompt_tokens", "output_tokens", "forward_passes",
+              "accepted_draft_tokens")
+
+# Only this many characters per token of budget are sent to `tokenize`: no tokenizer
+# here averages more than a few characters per token on code, so the window still
+# fills the budget, and a keystroke in a large file does not tokenize all of it.
+CHARS_PER_TOKEN_BOUND = 12
+
+
+class Engine(Protocol):
+    async def tokenize(self, text: str, offsets: bool = False) -> dict[str, Any]: ...
+    async def generate(self, params: dict[str, Any], on_token: Any = None) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompletionOptions:
+    budget: int = 2048  # prompt tokens, FIM markers included
+    max_tokens: int = 64
+    # Ghost text should end where a block ends: a blank line closes it.
+    stop: tuple[str, ...] = ("\n\n",)
+    temperature: float = 0.0
+    prefix_share: float = 0.75
+
+
+@dataclass(frozen=True, kw_only=True)
+class Suggestion:
+    text: str
+    finish_reason: str | None
+    timing: dict[str, Any]  # TIMING_KEYS; None where not measured
+    stats: dict[str, Any]  # STATS_KEYS; None where not measured
+    model: str | None
+    untrained: bool
+    prompt_chars_dropped: tuple[int, int] = field(default=(0, 0))  # (prefix, suffix)
+
+
+class CompletionError(Exception):
+    """The request cannot be served as asked (budget too small, model without FIM)."""
+
+
+def effective_budget(options: CompletionOptions, info: dict[str, Any]) -> int:
+    """The prompt budget, leaving room in the model's context for the answer."""
+    limit = info.get("context_limit")
+    if isinstance(limit, int) and limit > 0:
+        return min(options.budget, limit - options.max_tokens)
+    return options.budget
+
+
+async def _tokenize(engine: Engine, text: str) -> Tokenized:
+    if not text:
+        return Tokenized(text="", ids=[], offsets=[])
+    answer = await engine.tokenize(text, offsets=True)
+    offsets = [(int(s), int(e)) for s, e in answer["offsets"]]
+    return Tokenized(text=text, ids=list(answer["tokens"]), offsets=offsets)
+
+
+def _cut_at_stop(text: str, stops: tuple[str, ...]) -> str:
+    # The engine stops at a stop string; cutting here too keeps the contract even for
+    # a target that returns the stop string itself.
+    cut = min((i for s in stops if s and (i := text.find(s)) >= 0), default=len(text))
+    return text[:cut]
+
+
+async def complete(text: str, offset: int, *, engine: Engine, info: dict[str, Any],
+                   options: CompletionOptions) -> Suggestion:
+    """A completion for the cursor at string offset `offset` of `text`.
+
+    Raises CompletionError for a request that cannot be served; engine errors
+    (EngineError, EngineConnectionError) propagate for the caller to degrade on.
+    """
+    assert 0 <= offset <= len(text), "callers map positions to valid offsets"
+    started = time.perf_counter()
+    budget = effective_budget(options, info)
+    try:
+        special = FimTokens.from_info(info.get("special_tokens") or {})
+        order = FimOrder(info.get("fim_order") or FimOrder.SPM)
+    except (KeyError, ValueError) as exc:
+        raise CompletionError(f"the model cannot fill in the middle: {exc}") from exc
+    window = budget * CHARS_PER_TOKEN_BOUND
+    prefix = await _tokenize(engine, text[max(0, offset - window):offset])
+    suffix = await _tokenize(engine, text[offset:offset + window])
+    try:
+        prompt = build_fim_prompt(prefix=prefix, suffix=suffix, budget=budget, special=special,
+                                  order=order, prefix_share=options.prefix_share)
+    except ValueError as exc:
+        raise CompletionError(str(exc)) from exc
+    context_ms = (time.perf_counter() - started) * 1000
+
+    answer = await engine.generate({
+        "tokens": prompt.tokens,
+        "max_tokens": options.max_tokens,
+        "temperature": options.temperature,
+        "top_p": 1.0,
+        "seed": 0,
+        "stop": list(options.stop),
+        "draft": None,
+        "stream": False,
+    })
+    engine_timing = answer.get("timing") or {}
+    engine_stats = answer.get("stats") or {}
+    timing: dict[str, Any] = {key: engine_timing.get(key) for key in TIMING_KEYS}
+    timing["context_ms"] = round(context_ms, 3)
+    stats = {key: engine_stats.get(key) for key in STATS_KEYS}
+    return Suggestion(
+        text=_cut_at_stop(answer.get("text", ""), options.stop),
+        finish_reason=answer.get("finish_reason"),
+        timing=timing,
+        stats=stats,
+        model=info.get("model"),
+        untrained=bool(info.get("untrained")),
+        prompt_chars_dropped=(prompt.prefix_chars_dropped, prompt.suffix_chars_dropped),
+    )

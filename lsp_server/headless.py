@@ -1,0 +1,140 @@
+"""`sparkedit suggest`: one suggestion for a file, without an editor.
+
+Starts a private engine, asks for one completion at LINE:COL (1-based; COL counts
+Unicode code points in the line), prints it (or the contract's JSON object) and stops
+the engine. Bad arguments raise `UsageError` (exit 2, one line); an engine failure
+exits 1 with an explanation on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import re
+import sys
+from typing import Any
+
+from engine.rpc import EngineConnectionError, EngineError
+from lsp_server.assistant import model_name
+from lsp_server.cli import UsageError
+from lsp_server.completion import CompletionError, CompletionOptions, Suggestion, complete
+from lsp_server.documents import Document, Encoding, Position, PositionError
+from lsp_server.engine_process import EngineOptions, EngineProcess, EngineStartError
+
+log = logging.getLogger(__name__)
+
+_AT = re.compile(r"^(\d+):(\d+)$")
+MIN_BUDGET = 16  # three FIM markers plus a few tokens of context
+
+
+class EngineFailure(Exception):
+    """The engine failed; exit 1 with this message."""
+
+
+def read_source(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        with open(path, encoding="utf-8", newline="") as f:  # newline="": exact text
+            return f.read()
+    except FileNotFoundError as exc:
+        raise UsageError(f"no such file: {path}") from exc
+    except IsADirectoryError as exc:
+        raise UsageError(f"{path} is a directory, not a file") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path} is not UTF-8 text") from exc
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def cursor_offset(text: str, at: str) -> int:
+    """The string offset of 1-based LINE:COL, or UsageError saying what is wrong."""
+    match = _AT.match(at.strip())
+    if not match:
+        raise UsageError(f"--at wants LINE:COL (1-based numbers), got {at!r}")
+    line, col = int(match[1]), int(match[2])
+    if line < 1 or col < 1:
+        raise UsageError(f"--at {at}: LINE and COL start at 1")
+    doc = Document(uri="headless", text=text)
+    # COL counts code points, which is exactly the utf-32 position encoding.
+    offset = doc.offset_at(Position(line=line - 1, character=col - 1), Encoding.UTF32)
+    if isinstance(offset, PositionError):
+        if line > doc.line_count:
+            raise UsageError(f"--at {at} is outside the file: it has {doc.line_count} lines")
+        length = len(doc.line_text(line - 1))
+        raise UsageError(f"--at {at} is outside line {line}: it has {length} characters, "
+                         f"so COL goes up to {length + 1}")
+    return offset
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.mode != "complete" or args.instruction is not None:
+        raise UsageError(f"--mode {args.mode} and --instruction are not implemented yet "
+                         "(only --mode complete)")
+    if args.target != "wafer-sim":
+        raise UsageError(f"--target {args.target} is not implemented yet (only wafer-sim)")
+    if args.base_url is not None:
+        raise UsageError("--base-url needs a remote target, which is not implemented yet")
+    if args.budget < MIN_BUDGET:
+        raise UsageError(f"--budget must be at least {MIN_BUDGET} tokens")
+    if args.max_tokens < 1:
+        raise UsageError("--max-tokens must be at least 1")
+
+
+async def _suggest(text: str, offset: int, engine_options: EngineOptions,
+                   options: CompletionOptions) -> tuple[Suggestion, dict[str, Any]]:
+    engine = EngineProcess(engine_options)
+    try:
+        handle = await engine.handle()
+        suggestion = await complete(text, offset, engine=handle.client, info=handle.info,
+                                    options=options)
+        return suggestion, handle.info
+    except (EngineStartError, EngineConnectionError) as exc:
+        raise EngineFailure(f"the engine failed: {exc}") from exc
+    except EngineError as exc:
+        raise EngineFailure(f"the engine refused the request: {exc.message} ({exc.code})") \
+            from exc
+    except CompletionError as exc:
+        raise EngineFailure(str(exc)) from exc
+    finally:
+        await engine.stop()
+
+
+def to_json(suggestion: Suggestion, info: dict[str, Any]) -> dict[str, Any]:
+    """The contract's object: keys fixed, values None where not measured."""
+    return {
+        "mode": "complete",
+        "text": suggestion.text,
+        "edit": None,
+        "timing": dict(suggestion.timing),
+        "stats": dict(suggestion.stats),
+        "model": {"name": model_name(info), "untrained": bool(info.get("untrained"))},
+    }
+
+
+def run_suggest(args: argparse.Namespace) -> int:
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
+                        format="sparkedit suggest: %(message)s")
+    _check_args(args)
+    text = read_source(args.path)
+    offset = cursor_offset(text, args.at)
+    options = CompletionOptions(budget=args.budget, max_tokens=args.max_tokens)
+    engine_options = EngineOptions(model=args.model, target=args.target)
+    try:
+        suggestion, info = asyncio.run(_suggest(text, offset, engine_options, options))
+    except EngineFailure as exc:
+        print(f"sparkedit suggest: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(to_json(suggestion, info), ensure_ascii=False))
+    else:
+        # Exactly the text, for pipes; a final newline only so a terminal prompt is not glued on.
+        sys.stdout.write(suggestion.text)
+        if sys.stdout.isatty() and not suggestion.text.endswith("\n"):
+            sys.stdout.write("\n")
+    if suggestion.untrained:
+        print("sparkedit suggest: note: the model is untrained (random weights); "
+              "this suggestion is not meaningful code", file=sys.stderr)
+    return 0
