@@ -78,4 +78,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Under `python -m lsp_server.cli` this file is `__main__`, a second copy of the module:
+    # run the package's copy so `except UsageError` catches the class the commands raise.
+    from lsp_server.cli import main as package_main
+
+    sys.exit(package_main())
