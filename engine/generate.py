@@ -1,0 +1,298 @@
+"""Decoding one request: parameters from the wire, prefill, decode loop, result.
+
+Reads top-down in pipeline order: parameters, result, stop-string handling,
+then ``generate`` (prefill, decode one token at a time, finish). Every forward
+pass goes through ``Transformer.forward``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine.kv_cache import KVCache
+from engine.model import Transformer
+from engine.sampling import sample
+from engine.targets.base import ContextOverflowError, OnText, ShouldStop
+from engine.tokenizer import Tokenizer
+
+__all__ = [
+    "ContextOverflowError",
+    "GenerateParams",
+    "GenerateResult",
+    "check_context",
+    "generate",
+]
+
+MAX_STOP_STRINGS = 16
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x: Any) -> bool:
+    return (_is_int(x) or isinstance(x, float)) and math.isfinite(x)
+
+
+def check_context(prompt_tokens: int, context_limit: int) -> None:
+    """Raise ContextOverflowError when the prompt alone exceeds the context.
+
+    A prompt that fits decodes until the context is full (finish "length"); the
+    output is not required to fit up front, so max_tokens is an upper bound.
+    """
+    if prompt_tokens > context_limit:
+        raise ContextOverflowError(
+            f"prompt of {prompt_tokens} tokens exceeds the model's context limit of "
+            f"{context_limit} tokens"
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class GenerateParams:
+    """One ``generate`` request. Exactly one of ``prompt`` and ``tokens`` is set.
+
+    ``prompt`` is parsed for special-token strings (FIM markers written by the
+    prompt builder); ``tokens`` are used as given.
+    """
+
+    prompt: str | None = None
+    tokens: tuple[int, ...] | None = None
+    max_tokens: int = 128
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    draft: str | None = None
+    stream: bool = False
+
+    @classmethod
+    def from_wire(
+        cls,
+        wire: Mapping[str, Any],
+        *,
+        vocab_size: int | None = None,
+        context_limit: int | None = None,
+    ) -> GenerateParams:
+        """Validate a wire dict; raise ValueError naming the offending field.
+
+        Unknown keys are ignored (newer clients may send more). With
+        ``vocab_size``/``context_limit`` token ids and a token prompt's length are
+        checked too (the length as ContextOverflowError).
+        """
+        if not isinstance(wire, Mapping):
+            raise ValueError(f"params: expected a map, got {type(wire).__name__}")
+        prompt, tokens = wire.get("prompt"), wire.get("tokens")
+        if (prompt is None) == (tokens is None):
+            raise ValueError("prompt/tokens: give exactly one of 'prompt' and 'tokens'")
+        if prompt is not None and (not isinstance(prompt, str) or not prompt):
+            raise ValueError("prompt: must be a non-empty string")
+        if tokens is not None:
+            if not isinstance(tokens, list | tuple) or not tokens:
+                raise ValueError("tokens: must be a non-empty list of token ids")
+            for t in tokens:
+                if not _is_int(t) or t < 0 or (vocab_size is not None and t >= vocab_size):
+                    bound = f"0..{vocab_size - 1}" if vocab_size is not None else ">= 0"
+                    raise ValueError(f"tokens: {t!r} is not a token id ({bound})")
+            tokens = tuple(tokens)
+            if context_limit is not None:
+                check_context(len(tokens), context_limit)
+        max_tokens = wire.get("max_tokens", cls.max_tokens)
+        if not _is_int(max_tokens) or max_tokens < 1:
+            raise ValueError(f"max_tokens: must be an integer >= 1, got {max_tokens!r}")
+        temperature = wire.get("temperature", cls.temperature)
+        if not _is_number(temperature) or temperature < 0:
+            raise ValueError(f"temperature: must be a number >= 0, got {temperature!r}")
+        top_p = wire.get("top_p", cls.top_p)
+        if not _is_number(top_p) or not 0 < top_p <= 1:
+            raise ValueError(f"top_p: must be a number in (0, 1], got {top_p!r}")
+        seed = wire.get("seed")
+        if seed is not None and (not _is_int(seed) or seed < 0):
+            raise ValueError(f"seed: must be a non-negative integer or null, got {seed!r}")
+        stop = wire.get("stop") or ()
+        if isinstance(stop, str):  # OpenAI accepts a single string; so do we
+            stop = (stop,)
+        if not isinstance(stop, list | tuple) or len(stop) > MAX_STOP_STRINGS:
+            raise ValueError(f"stop: must be a list of at most {MAX_STOP_STRINGS} strings")
+        if not all(isinstance(s, str) and s for s in stop):
+            raise ValueError("stop: every stop string must be a non-empty string")
+        draft = wire.get("draft")
+        if draft is not None and not isinstance(draft, str):
+            raise ValueError(f"draft: must be a string or null, got {type(draft).__name__}")
+        stream = wire.get("stream", False)
+        if not isinstance(stream, bool):
+            raise ValueError(f"stream: must be a boolean, got {stream!r}")
+        return cls(
+            prompt=prompt,
+            tokens=tokens,
+            max_tokens=max_tokens,
+            temperature=float(temperature),
+            top_p=float(top_p),
+            seed=seed,
+            stop=tuple(stop),
+            draft=draft,
+            stream=stream,
+        )
+
+
+@dataclass
+class GenerateResult:
+    """``tokens`` are every sampled token except a final EOS; ``text`` is their
+    decoded text, cut before the first stop string when one ended the job."""
+
+    text: str
+    tokens: list[int]
+    finish_reason: str  # "eos" | "stop" | "length" | "cancelled"
+    stats: dict[str, Any] = field(default_factory=dict)
+    timing: dict[str, Any] = field(default_factory=dict)
+
+    def to_wire(self) -> dict[str, Any]:
+        wire = asdict(self)
+        wire["tokens"] = [int(t) for t in self.tokens]
+        return wire
+
+
+class StopMatcher:
+    """Finds stop strings in streamed text and holds back what may start one.
+
+    Text that could still turn out to be the beginning of a stop string is not
+    released to the stream yet, so a client never sees text that the final
+    answer trims.
+    """
+
+    def __init__(self, stops: tuple[str, ...]) -> None:
+        self.stops = stops
+        self.text = ""  # everything decoded so far
+        self.released = 0  # len of the prefix of text already handed out
+        self.stopped = False
+
+    def feed(self, delta: str) -> str:
+        """Add decoded text; return the part that is safe to release."""
+        if not self.stops:
+            self.text += delta
+            self.released = len(self.text)
+            return delta
+        # A new match can only start within max(len(stop)) - 1 chars before delta.
+        search_from = max(0, len(self.text) - max(map(len, self.stops)) + 1)
+        self.text += delta
+        hits = [i for i in (self.text.find(s, search_from) for s in self.stops) if i >= 0]
+        if hits:
+            self.text = self.text[: min(hits)]
+            self.stopped = True
+            return self._release(len(self.text))
+        hold = 0
+        for s in self.stops:
+            for n in range(min(len(s) - 1, len(self.text)), hold, -1):
+                if self.text.endswith(s[:n]):
+                    hold = n
+                    break
+        return self._release(len(self.text) - hold)
+
+    def flush(self) -> str:
+        return self._release(len(self.text))
+
+    def _release(self, upto: int) -> str:
+        out = self.text[self.released : upto]
+        self.released = max(self.released, upto)
+        return out
+
+
+def _ms(since: float) -> float:
+    return (time.perf_counter() - since) * 1e3
+
+
+def generate(
+    model: Transformer,
+    tokenizer: Tokenizer,
+    params: GenerateParams,
+    on_text: OnText | None = None,
+    should_stop: ShouldStop | None = None,
+) -> GenerateResult:
+    """Decode one request from an empty cache (prefix reuse comes later)."""
+    t_start = time.perf_counter()
+    if params.tokens is not None:
+        prompt = list(params.tokens)
+    else:
+        assert params.prompt is not None
+        prompt = tokenizer.encode_prompt(params.prompt)
+    limit = model.context_limit
+    check_context(len(prompt), limit)
+    vocab = model.config.vocab_size
+    if any(not 0 <= t < vocab for t in prompt):
+        raise ValueError(f"tokens: ids must be in 0..{vocab - 1}")
+
+    rng = np.random.default_rng(params.seed)
+    cache = KVCache(model.config)
+    decoder = tokenizer.incremental_decoder()
+    stops = StopMatcher(params.stop)
+    out: list[int] = []
+    passes = 0
+    finish = "length"
+    prefill_ms = 0.0
+    ttft_ms: float | None = None
+    t_first = t_start
+
+    def emit(delta: str, ids: list[int]) -> None:
+        if on_text is not None and (delta or ids):
+            on_text(delta, ids)
+
+    logits: np.ndarray | None = None  # [1, V] logits of the last position
+    while True:
+        if should_stop is not None and should_stop():
+            finish = "cancelled"
+            break
+        t_pass = time.perf_counter()
+        feed = prompt if logits is None else out[-1:]
+        logits = model.forward(np.asarray(feed, np.int64), cache, last_n=1)  # [1, V]
+        passes += 1
+        if passes == 1:
+            prefill_ms = _ms(t_pass)
+        tok = sample(logits[-1], temperature=params.temperature, top_p=params.top_p, rng=rng)
+        if ttft_ms is None:
+            ttft_ms = _ms(t_start)
+            t_first = time.perf_counter()
+        if tok == tokenizer.eos_id:
+            finish = "eos"
+            break
+        out.append(tok)
+        emit(stops.feed(decoder.push([tok])), [tok])
+        if stops.stopped:
+            finish = "stop"
+            break
+        if len(out) >= params.max_tokens or cache.length >= limit:
+            break  # "length": no room for the pass that would feed this token
+
+    if not stops.stopped:
+        # End of stream: complete a held-back partial character (as U+FFFD), then
+        # release text held back in case it began a stop string.
+        tail = stops.feed(decoder.flush())
+        if stops.stopped:
+            finish = "stop"
+        emit(tail + stops.flush(), [])
+    total_ms = _ms(t_start)
+    return GenerateResult(
+        text=stops.text,
+        tokens=out,
+        finish_reason=finish,
+        stats={
+            "prompt_tokens": len(prompt),
+            "cached_prompt_tokens": 0,
+            "output_tokens": len(out),
+            "forward_passes": passes,
+            "accepted_draft_tokens": None,  # no speculation yet: not measured
+        },
+        timing={
+            "context_ms": None,
+            "queue_ms": None,  # filled in by the scheduler
+            "prefill_ms": prefill_ms,
+            "ttft_ms": ttft_ms,
+            "decode_ms": _ms(t_first) if ttft_ms is not None else 0.0,
+            "total_ms": total_ms,
+            "simulated": None,
+        },
+    )

@@ -1,0 +1,141 @@
+"""The model's tokenizer: a wrapper over Hugging Face ``tokenizers``.
+
+Two encodings, on purpose:
+
+- ``encode(text)`` treats the text as data. Special-token strings inside it
+  (a source file that contains ``"<|endoftext|>"``) are encoded as ordinary
+  text, never as the special id, so a file cannot end or restructure a prompt.
+- ``encode_prompt(text)`` parses special-token strings into their ids. It is for
+  prompts assembled by our own prompt builder, which writes FIM and edit markers
+  as text (the RPC ``generate`` ``prompt`` field is such a prompt).
+
+Both never add BOS/EOS or other post-processing tokens.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+from functools import cache
+from pathlib import Path
+
+from tokenizers import Tokenizer as HFTokenizer
+
+EOS_TOKEN = "<|endoftext|>"
+
+
+@cache
+def _byte_decoder() -> dict[str, int]:
+    """GPT-2's printable-character alphabet for byte-level BPE, inverted."""
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    chars = printable[:]
+    n = 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            chars.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(printable, chars, strict=True)}
+
+
+class Tokenizer:
+    def __init__(self, path: str | Path) -> None:
+        path = str(path)
+        # Two instances rather than toggling one flag: encode and encode_prompt may
+        # be called from different threads (tokenize RPC vs the worker).
+        self._data = HFTokenizer.from_file(path)
+        self._data.encode_special_tokens = True
+        self._prompt = HFTokenizer.from_file(path)
+        self._prompt.encode_special_tokens = False
+        added = self._prompt.get_added_tokens_decoder()  # {id: AddedToken}
+        self.special_ids: dict[str, int] = {
+            tok.content: i for i, tok in sorted(added.items()) if tok.special
+        }
+        self.vocab_size = self._prompt.get_vocab_size(with_added_tokens=True)
+        eos = self.special_ids.get(EOS_TOKEN)
+        self.eos_id: int | None = eos
+        self._token_bytes = self._build_token_bytes(path, added)
+        # The first encode pays one-off setup (~10 ms); pay it at load, not in a request.
+        self.encode("warm up")
+        self.encode_prompt("warm up")
+
+    @classmethod
+    def from_dir(cls, model_dir: str | Path) -> Tokenizer:
+        return cls(Path(model_dir) / "tokenizer.json")
+
+    def _build_token_bytes(self, path: str, added: dict) -> list[bytes]:
+        """The exact bytes each token id stands for (for incremental decoding)."""
+        decoder = json.loads(Path(path).read_text(encoding="utf-8")).get("decoder") or {}
+        byte_level = decoder.get("type") == "ByteLevel" or any(
+            d.get("type") == "ByteLevel" for d in decoder.get("decoders", [])
+        )
+        byte_of = _byte_decoder()
+        table: list[bytes] = []
+        for i in range(self.vocab_size):
+            if i in added:
+                table.append(added[i].content.encode("utf-8"))
+                continue
+            piece = self._prompt.id_to_token(i)
+            if piece is None:
+                table.append(b"")
+            elif byte_level:
+                table.append(bytes(byte_of[ch] for ch in piece))
+            elif len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">"):
+                table.append(bytes([int(piece[3:5], 16)]))  # sentencepiece byte fallback
+            else:
+                table.append(piece.replace("\u2581", " ").encode("utf-8"))
+        return table
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids for text taken literally (special-token strings not parsed)."""
+        return self._data.encode(text, add_special_tokens=False).ids
+
+    def encode_prompt(self, text: str) -> list[int]:
+        """Token ids for a prompt whose special-token strings are real markers."""
+        return self._prompt.encode(text, add_special_tokens=False).ids
+
+    def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """Ids plus (start, end) character offsets into ``text`` for each token.
+
+        Byte-level BPE can split one character over several tokens; those tokens
+        then share the character's offsets.
+        """
+        enc = self._data.encode(text, add_special_tokens=False)
+        return enc.ids, [tuple(o) for o in enc.offsets]
+
+    def decode(self, ids: list[int]) -> str:
+        """Text for ids; special tokens are kept as their strings."""
+        return self.token_bytes(ids).decode("utf-8", errors="replace")
+
+    def token_bytes(self, ids: list[int]) -> bytes:
+        return b"".join(self._token_bytes[i] for i in ids)
+
+    def incremental_decoder(self) -> IncrementalDecoder:
+        return IncrementalDecoder(self)
+
+
+class IncrementalDecoder:
+    """Turns a stream of token ids into text deltas of whole characters.
+
+    A byte-level token may end in the middle of a UTF-8 sequence (an emoji is
+    often two or three tokens); the trailing partial bytes are held back until a
+    later token completes them, so no delta ever contains a broken character.
+    Bytes that can never form a character (invalid UTF-8 from a random model)
+    become U+FFFD, as ``bytes.decode(errors="replace")`` would.
+    """
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self._tokenizer = tokenizer
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def push(self, ids: list[int]) -> str:
+        """The text completed by these tokens (possibly "")."""
+        return self._utf8.decode(self._tokenizer.token_bytes(ids))
+
+    def flush(self) -> str:
+        """Whatever is held back, at the end of the stream (U+FFFD if incomplete)."""
+        return self._utf8.decode(b"", final=True)
