@@ -71,8 +71,8 @@ def cancelled_before_start(queue_ms: float) -> dict[str, Any]:
         "text": "", "tokens": [], "finish_reason": "cancelled",
         "stats": {"prompt_tokens": 0, "cached_prompt_tokens": 0, "output_tokens": 0,
                   "forward_passes": 0, "accepted_draft_tokens": 0},
-        "timing": {"queue_ms": queue_ms, "prefill_ms": 0.0, "ttft_ms": None,
-                   "decode_ms": 0.0, "total_ms": queue_ms, "simulated": None},
+        "timing": {"context_ms": None, "queue_ms": queue_ms, "prefill_ms": 0.0,
+                   "ttft_ms": None, "decode_ms": 0.0, "total_ms": queue_ms, "simulated": None},
     }
 
 
@@ -189,9 +189,12 @@ class Scheduler:
             log.exception("generate failed")
             return EngineError("internal", f"{type(exc).__name__}: {exc}")
         wire = result_to_wire(result)
-        wire["timing"]["queue_ms"] = queue_ms
-        if isinstance(wire["timing"].get("total_ms"), int | float):
-            wire["timing"]["total_ms"] += queue_ms
+        timing = wire["timing"]
+        timing["queue_ms"] = queue_ms
+        # The target times from the start of its work; a client waited from arrival.
+        for key in ("ttft_ms", "total_ms"):
+            if isinstance(timing.get(key), int | float):
+                timing[key] += queue_ms
         return wire
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from engine.rpc import Connection, EngineError, Request, RpcServer, parse_address
 from engine.scheduler import Scheduler
-from engine.targets.base import Target
+from engine.targets.base import ContextOverflowError, Target
 
 log = logging.getLogger("sparkedit.engine")
 
@@ -66,8 +66,12 @@ class EngineService:
     async def generate(self, conn: Connection, request: Request) -> dict[str, Any]:
         from engine.generate import GenerateParams
 
+        info = self.target.info()
         try:
-            params = GenerateParams.from_wire(request.params)
+            params = GenerateParams.from_wire(request.params, vocab_size=info.get("vocab_size"),
+                                              context_limit=info.get("context_limit"))
+        except ContextOverflowError as exc:  # a ValueError too, but the client can recover
+            raise EngineError("context_overflow", str(exc)) from exc
         except ValueError as exc:
             raise EngineError("invalid_params", str(exc)) from exc
         on_text = None
