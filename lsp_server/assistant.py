@@ -8,6 +8,7 @@ server passes callbacks for the two things it must say to the client.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -96,6 +97,11 @@ class Assistant:
         try:
             suggestion = await complete(doc.text, offset, engine=handle.client, info=handle.info,
                                         options=self.completion_options)
+        except asyncio.CancelledError:
+            # The client cancelled (a newer keystroke): EngineClient.generate has already
+            # sent the engine `cancel` for this job; pygls answers -32800.
+            log.debug("inline completion for %s cancelled", uri)
+            raise
         except EngineConnectionError as exc:
             self._engine.mark_broken(str(exc), generation=handle.generation)
             return None

@@ -11,7 +11,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from lsp_server.prompts import FimOrder, FimTokens, Tokenized, build_fim_prompt
+from lsp_server.prompts import (
+    END_OF_TEXT,
+    FILE_SEP,
+    FimOrder,
+    FimTokens,
+    Tokenized,
+    build_fim_prompt,
+)
 
 TIMING_KEYS = ("context_ms", "queue_ms", "ttft_ms", "total_ms", "simulated")
 STATS_KEYS = ("prompt_tokens", "cached_prompt_tokens", "output_tokens", "forward_passes",
@@ -32,8 +39,9 @@ class Engine(Protocol):
 class CompletionOptions:
     budget: int = 2048  # prompt tokens, FIM markers included
     max_tokens: int = 64
-    # Ghost text should end where a block ends: a blank line closes it.
-    stop: tuple[str, ...] = ("\n\n",)
+    # Ghost text should end where a block ends (a blank line closes it) or where a FIM
+    # model signals the end of the middle or of the file.
+    stop: tuple[str, ...] = ("\n\n", END_OF_TEXT, FILE_SEP)
     temperature: float = 0.0
     prefix_share: float = 0.75
 

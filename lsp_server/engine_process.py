@@ -52,6 +52,8 @@ class EngineHandle:
 
 
 StateCallback = Callable[[str, str], None]  # (state, message)
+# What one running engine consists of: its connection, its process, its socket folder.
+_Parts = tuple[EngineHandle | None, asyncio.subprocess.Process | None, str | None]
 
 
 def _socket_parent() -> str:
@@ -102,39 +104,37 @@ class EngineProcess:
         """A connected engine, starting or restarting it first if needed."""
         if self._handle is not None and not self.died():
             return self._handle
-        if self._handle is not None and (self._starting is None or self._starting.done()):
-            log.warning("engine process %s has exited (code %s); restarting",
-                        self.pid, self._proc.returncode if self._proc else None)
-            await self._discard()
-            self._on_state("restarting", "the engine process exited; restarting it")
+        if self._handle is not None:
+            self.mark_broken("the engine process exited")
         if self._starting is None or self._starting.done():
             self._starting = asyncio.create_task(self._start())
         # shield: a cancelled completion request must not abort a start others await.
         return await asyncio.shield(self._starting)
 
     def mark_broken(self, reason: str, generation: int | None = None) -> None:
-        """The connection failed: drop this engine and start a new one in the background,
-        so the next request finds it ready (or already starting).
+        """The engine failed: drop it now and start a new one in the background, so the
+        next request finds it ready (or already starting).
 
         `generation` names the engine the failure was seen on: a late failure from a
         request on an engine already replaced must not kill its successor.
         """
-        if (generation is not None and self._handle is not None
-                and self._handle.generation != generation):
+        if self._handle is None:
+            return  # nothing is up: a (re)start is already under way, or none was made
+        if generation is not None and self._handle.generation != generation:
             return
-        log.warning("engine connection failed (%s); restarting the engine", reason)
-        self._on_state("restarting", f"the engine stopped answering ({reason}); restarting it")
-        if self._starting is not None and not self._starting.done():
-            return
-        self._starting = asyncio.create_task(self._restart())
+        log.warning("engine failed (%s); restarting it", reason)
+        self._on_state("restarting", f"the engine failed ({reason}); restarting it")
+        # Detached synchronously so that no request uses the dead engine from here on.
+        old = self._detach()
+        self._starting = asyncio.create_task(self._restart(old))
         # Retrieve a failure here so asyncio does not log "exception never retrieved";
         # the next `handle()` starts again and reports it.
         self._starting.add_done_callback(
             lambda t: t.cancelled() or t.exception() is None
             or log.error("engine restart failed: %s", t.exception()))
 
-    async def _restart(self) -> EngineHandle:
-        await self._discard()
+    async def _restart(self, old: _Parts) -> EngineHandle:
+        await self._discard(old)
         return await self._start()
 
     async def _start(self) -> EngineHandle:
@@ -186,10 +186,15 @@ class EngineProcess:
         raise EngineStartError(f"the engine did not answer `health` within "
                                f"{self._options.start_timeout_s:.0f} s ({last_error})")
 
-    async def _discard(self) -> None:
-        """Close the connection and stop the process: terminate, then kill."""
-        handle, proc, folder = self._handle, self._proc, self._socket_dir
+    def _detach(self) -> _Parts:
+        parts = (self._handle, self._proc, self._socket_dir)
         self._handle = self._proc = self._socket_dir = None
+        return parts
+
+    async def _discard(self, parts: _Parts | None = None) -> None:
+        """Close the connection and stop the process (terminate, then kill); `parts` are
+        an engine already detached, else the current one is."""
+        handle, proc, folder = parts if parts is not None else self._detach()
         if handle is not None:
             try:
                 await handle.client.close()

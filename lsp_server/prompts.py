@@ -20,6 +20,7 @@ FIM_PREFIX = "<|fim_prefix|>"
 FIM_SUFFIX = "<|fim_suffix|>"
 FIM_MIDDLE = "<|fim_middle|>"
 END_OF_TEXT = "<|endoftext|>"
+FILE_SEP = "<|file_sep|>"
 SPECIALS_PER_PROMPT = 3  # one each of prefix, suffix and middle markers
 
 # The prefix carries most of the signal for what comes next at the cursor.

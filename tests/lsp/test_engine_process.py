@@ -1,0 +1,88 @@
+"""EngineProcess and Assistant against a real engine process (no LSP in between)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import stat
+
+import pytest
+
+from lsp_server.assistant import Assistant, AssistantCallbacks
+from lsp_server.completion import CompletionOptions
+from lsp_server.documents import Encoding, Position
+from lsp_server.engine_process import EngineOptions, EngineProcess, EngineStartError
+
+
+async def test_start_is_private_and_stop_cleans_up():
+    states: list[str] = []
+    engine = EngineProcess(EngineOptions(), on_state=lambda s, m: states.append(s))
+    handle = await engine.handle()
+    try:
+        assert (await handle.client.health()) is not None
+        assert handle.info["fim_order"] in ("spm", "psm")
+        folder = engine._socket_dir
+        assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+        assert await engine.handle() is handle  # reused, not restarted
+    finally:
+        await engine.stop()
+    assert states == ["starting", "ready"]
+    assert not os.path.exists(folder)
+    with pytest.raises(ProcessLookupError):
+        os.kill(handle.pid, 0)  # terminated and reaped
+
+
+async def test_a_dead_engine_is_restarted_on_the_next_request():
+    engine = EngineProcess(EngineOptions())
+    try:
+        first = await engine.handle()
+        os.kill(first.pid, signal.SIGKILL)
+        await _wait_until(engine.died)
+        second = await engine.handle()
+        assert second.pid != first.pid and second.generation == first.generation + 1
+        assert (await second.client.tokenize("def"))["tokens"]
+        # A late failure seen on the old engine must not kill the new one.
+        engine.mark_broken("stale", generation=first.generation)
+        assert engine.current is second
+    finally:
+        await engine.stop()
+
+
+async def test_a_model_that_cannot_load_is_a_clear_start_error(tmp_path):
+    engine = EngineProcess(EngineOptions(model=str(tmp_path / "nothing-here")))
+    with pytest.raises(EngineStartError, match="exited with code"):
+        await engine.handle()
+    await engine.stop()
+
+
+async def test_engine_dying_mid_request_answers_none_then_recovers():
+    statuses: list[dict] = []
+    warnings: list[str] = []
+    assistant = Assistant(engine=EngineOptions(), completion=CompletionOptions(max_tokens=4),
+                          callbacks=AssistantCallbacks(status=statuses.append,
+                                                       warn=warnings.append))
+    assistant.documents.open("u", "def f(x):\n    return x\n", 1)
+    at = Position(line=1, character=4)
+    try:
+        assert await assistant.inline_completion("u", at, Encoding.UTF16) is not None
+        pid = assistant.status()["enginePid"]
+        # Killed with no chance for the loop to notice first: the request itself fails
+        # on the closed connection (not on the process check) and must degrade to None.
+        os.kill(pid, signal.SIGKILL)
+        assert await assistant.inline_completion("u", at, Encoding.UTF16) is None
+        assert any(s["state"] == "restarting" for s in statuses)
+        again = await assistant.inline_completion("u", at, Encoding.UTF16)
+        assert again is not None and again.untrained
+        assert assistant.status()["enginePid"] != pid
+        assert len(warnings) == 1  # the untrained warning is said once, not per engine
+    finally:
+        await assistant.stop()
+
+
+async def _wait_until(predicate, timeout_s: float = 5.0) -> None:
+    for _ in range(int(timeout_s / 0.02)):
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition never became true")
