@@ -170,7 +170,7 @@ class FrameReader:
                 return out
             except ValueError as exc:  # FormatError, StackError, bad UTF-8, bad map keys
                 self._unpacker = new_unpacker()
-                out.append(MalformedFrame(f"not msgpack: {exc or type(exc).__name__}"))
+                out.append(MalformedFrame(f"not msgpack: {str(exc) or type(exc).__name__}"))
                 return out
             try:
                 out.append(parse_message(obj))

@@ -82,7 +82,8 @@ def _elapsed_ms(since: float) -> float:
 
 class Scheduler:
     """Owns the worker thread. `submit`, `cancel`, `cancel_owner` and `stop` are called
-    from the event-loop thread only; the queue is shared with the worker under `_cond`."""
+    from the event-loop thread only (they resolve futures); the queue is shared with the
+    worker under `_cond`."""
 
     def __init__(self, target: Target, loop: asyncio.AbstractEventLoop) -> None:
         self._target = target
@@ -144,7 +145,8 @@ class Scheduler:
             mine = [job for key, job in self._jobs.items() if key[0] == owner]
         return sum(self.cancel(job) for job in mine)
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self) -> None:
+        """Refuse new jobs, answer the queued ones, and ask the running one to stop."""
         with self._cond:
             self._stopping = True
             queued = list(self._queue)
@@ -155,6 +157,9 @@ class Scheduler:
         for job in queued:
             self._jobs.pop(job.key, None)
             _resolve(job.future, cancelled_before_start(_elapsed_ms(job.enqueued_at)))
+
+    def join(self, timeout: float = 5.0) -> None:
+        """Wait for the worker to leave (blocking: call it off the event loop)."""
         if self._thread.is_alive():
             self._thread.join(timeout)
             if self._thread.is_alive():

@@ -222,7 +222,8 @@ async def serve(target: Target, args: argparse.Namespace, token: str | None) -> 
         server.close()
         for conn in list(rpc.connections):
             conn.writer.close()
-        await loop.run_in_executor(None, scheduler.stop)
+        scheduler.stop()
+        await loop.run_in_executor(None, scheduler.join)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(server.wait_closed(), 2.0)
         if own_socket is not None:

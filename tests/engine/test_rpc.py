@@ -49,9 +49,12 @@ class Engine:
 def run_cli(*args: str, env: dict[str, str] | None = None,
             logs: Path | None = None) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "lsp_server.cli", "engine", *args]
-    out = open(logs.with_suffix(".out"), "wb") if logs else subprocess.PIPE  # noqa: SIM115
-    err = open(logs, "wb") if logs else subprocess.PIPE  # noqa: SIM115
-    return subprocess.Popen(cmd, stdout=out, stderr=err, env={**os.environ, **(env or {})})
+    env = {**os.environ, **(env or {})}
+    if logs is None:
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    # Files, not pipes: nobody drains a long-lived engine's output while tests run.
+    with open(logs.with_suffix(".out"), "wb") as out, open(logs, "wb") as err:
+        return subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
 
 
 def start_engine(folder: Path, *args: str, env: dict[str, str] | None = None) -> Engine:
@@ -261,6 +264,7 @@ async def test_a_killed_engine_fails_pending_calls_and_a_stale_socket_is_replace
     client = await EngineClient.connect(path)
     task, _ = await _first_token(client, {"prompt": "x", "max_tokens": LONG})
     first.proc.kill()
+    first.proc.wait(10)
     with pytest.raises(EngineConnectionError):
         await asyncio.wait_for(task, 10)
     with pytest.raises(EngineConnectionError):

@@ -83,6 +83,7 @@ def test_bytes_that_are_not_msgpack_reset_the_reader(garbage: bytes) -> None:
     assert len(out) == 1
     assert isinstance(out[0], MalformedFrame)
     assert out[0].msgid is None
+    assert str(out[0]).startswith("not msgpack: ") and len(str(out[0])) > len("not msgpack: ")
     assert reader.feed(request_frame(3, "health", {})) == [Request(3, "health", {})]
 
 

@@ -63,7 +63,8 @@ async def sched() -> AsyncIterator[tuple[Scheduler, FakeTarget]]:
     scheduler = Scheduler(target, asyncio.get_running_loop())
     scheduler.start()
     yield scheduler, target
-    await asyncio.get_running_loop().run_in_executor(None, scheduler.stop)
+    scheduler.stop()
+    await asyncio.get_running_loop().run_in_executor(None, scheduler.join)
 
 
 async def test_jobs_run_in_order_on_one_thread_and_queue_time_is_measured(sched) -> None:
@@ -143,3 +144,18 @@ def test_results_become_plain_wire_values() -> None:
     assert wire == {"text": "a", "tokens": [1, 2], "finish_reason": "eos",
                     "stats": {"output_tokens": 2}, "timing": {"simulated": None}}
     assert all(type(t) is int for t in wire["tokens"])
+
+
+async def test_stop_answers_queued_jobs_and_ends_the_running_one() -> None:
+    loop = asyncio.get_running_loop()
+    scheduler = Scheduler(FakeTarget(), loop)
+    scheduler.start()
+    running = scheduler.submit(("c", 1), {"name": "r", "n": 1000}, None)
+    queued = scheduler.submit(("c", 2), {"name": "q", "n": 1}, None)
+    await asyncio.sleep(0.03)
+    scheduler.stop()
+    assert (await queued.future)["finish_reason"] == "cancelled"
+    await loop.run_in_executor(None, scheduler.join, 2.0)
+    assert (await running.future)["finish_reason"] == "cancelled"
+    with pytest.raises(EngineError):
+        scheduler.submit(("c", 3), {"name": "late", "n": 1}, None)
