@@ -37,6 +37,7 @@ class EngineStartError(Exception):
 class EngineOptions:
     model: str | None = None
     target: str = "wafer-sim"
+    log_level: str = "INFO"  # the engine's own; the headless command asks for WARNING
     start_timeout_s: float = 120.0
     stop_timeout_s: float = 3.0
 
@@ -54,6 +55,14 @@ class EngineHandle:
 StateCallback = Callable[[str, str], None]  # (state, message)
 # What one running engine consists of: its connection, its process, its socket folder.
 _Parts = tuple[EngineHandle | None, asyncio.subprocess.Process | None, str | None]
+
+
+def _stderr_fd() -> int:
+    """Our stderr's descriptor for the engine's stdout; never our stdout (the protocol)."""
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # stderr replaced by an in-memory stream
+        return subprocess.DEVNULL
 
 
 def _socket_parent() -> str:
@@ -142,14 +151,14 @@ class EngineProcess:
         self._socket_dir = tempfile.mkdtemp(prefix="sparkedit-", dir=_socket_parent())
         socket_path = os.path.join(self._socket_dir, "engine.sock")
         cmd = [sys.executable, "-m", "lsp_server.cli", "engine", "--socket", socket_path,
-               "--target", self._options.target]
+               "--target", self._options.target, "--log-level", self._options.log_level]
         if self._options.model:
             cmd += ["--model", self._options.model]
         log.info("starting the engine: %s", " ".join(cmd))
         self._on_state("starting", "starting the engine")
         started = time.monotonic()
         self._proc = await asyncio.create_subprocess_exec(
-            *cmd, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(), stderr=None)
+            *cmd, stdin=subprocess.DEVNULL, stdout=_stderr_fd(), stderr=None)
         try:
             client = await self._wait_healthy(socket_path, started)
             info = await client.info()

@@ -121,7 +121,8 @@ def run_suggest(args: argparse.Namespace) -> int:
     text = read_source(args.path)
     offset = cursor_offset(text, args.at)
     options = CompletionOptions(budget=args.budget, max_tokens=args.max_tokens)
-    engine_options = EngineOptions(model=args.model, target=args.target)
+    # The engine's progress lines would drown the one-line note; its errors still show.
+    engine_options = EngineOptions(model=args.model, target=args.target, log_level="WARNING")
     try:
         suggestion, info = asyncio.run(_suggest(text, offset, engine_options, options))
     except EngineFailure as exc:

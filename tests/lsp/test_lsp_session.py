@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import pytest_lsp
 from lsprotocol import types
+from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -188,3 +189,22 @@ async def test_a_killed_engine_answers_empty_then_restarts(client):
     assert items(await complete(client, 30, 8))
     new_pid = (await request(client, "sparkedit/status"))["enginePid"]
     assert new_pid and new_pid != old_pid
+
+
+async def test_a_cancelled_request_answers_cancelled_and_the_next_one_works(client):
+    await initialize(client)
+    open_doc(client, SAMPLE)
+    params = types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=URI),
+        position=types.Position(line=30, character=8),
+        context=types.InlineCompletionContext(
+            trigger_kind=types.InlineCompletionTriggerKind.Automatic))
+    # Cancelled while the engine is still starting (the first request starts it):
+    # the start is shared and must survive the cancellation of the request that began it.
+    pending = asyncio.ensure_future(client.protocol.send_request_async(
+        types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id="first"))
+    await asyncio.sleep(0.05)
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="first"))
+    with pytest.raises(JsonRpcRequestCancelled):
+        await asyncio.wait_for(pending, 30)
+    assert items(await complete(client, 30, 8))
