@@ -29,9 +29,9 @@ def main() -> None:
         tok = int(rng.integers(0, vocab))
         for _ in range(10):  # warm-up
             model.forward([tok], cache)
-        cache.truncate(ctx)
         t0 = time.perf_counter()
         for _ in range(args.steps):
+            cache.truncate(ctx)  # every step decodes at exactly `ctx` cached tokens
             model.forward([tok], cache)
         ms = (time.perf_counter() - t0) * 1e3 / args.steps
         print(f"decode  context {ctx:5d}: {ms:6.3f} ms/token")
