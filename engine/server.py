@@ -75,12 +75,13 @@ class EngineService:
         except ValueError as exc:
             raise EngineError("invalid_params", str(exc)) from exc
         on_text = None
-        if request.params.get("stream"):
+        if params.stream:
             loop = asyncio.get_running_loop()
             msgid = request.id
 
             def on_text(text: str, tokens: list[int]) -> None:
                 # Worker thread: hand the frame to the loop, which writes frames in order.
+                # No backpressure: a job's notifications are bounded by its max_tokens.
                 loop.call_soon_threadsafe(conn.notify_nowait, "token", {
                     "id": msgid, "text": text, "tokens": [int(t) for t in tokens]})
 
@@ -234,7 +235,11 @@ async def serve(target: Target, args: argparse.Namespace, token: str | None) -> 
 def run_engine(args: argparse.Namespace) -> int:
     """`sparkedit engine`: serve until SIGTERM/SIGINT. Exit 0 after a clean shutdown, 2 for
     bad arguments, 1 for a failure explained on stderr."""
-    logging.basicConfig(stream=sys.stderr, level=str(args.log_level).upper(),
+    level = logging.getLevelName(str(args.log_level).upper())
+    if not isinstance(level, int):
+        print(f"sparkedit engine: unknown --log-level {args.log_level!r}", file=sys.stderr)
+        return 2
+    logging.basicConfig(stream=sys.stderr, level=level,
                         format="%(asctime)s sparkedit-engine %(levelname)s %(message)s")
     token: str | None = None
     if args.tcp:

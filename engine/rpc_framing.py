@@ -1,0 +1,170 @@
+"""msgpack-RPC framing for the engine protocol: messages, errors, and a stream splitter.
+
+Wire (see docs/architecture.md, "Engine RPC"): request ``[0, id, method, params]``,
+response ``[1, id, error, result]``, notification ``[2, method, params]``; params are a
+map; an error is ``{"code": str, "message": str}``. Streams carry no length prefix: a
+per-connection ``msgpack.Unpacker`` finds frame boundaries, so one bad frame must reset it
+rather than close the connection that other requests share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+REQUEST, RESPONSE, NOTIFICATION = 0, 1, 2
+# A 128k-token prompt is well under a megabyte of text or ids; the cap only stops a peer
+# from making us buffer without bound while a frame is incomplete.
+MAX_FRAME_BYTES = 64 * 1024 * 1024
+READ_CHUNK = 65536
+
+ERROR_CODES = ("malformed_frame", "unknown_method", "invalid_params", "context_overflow",
+               "unauthorized", "internal")
+
+
+class EngineError(Exception):
+    """An error answered by the engine (or raised by a handler to be answered)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+    def to_wire(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+class EngineConnectionError(ConnectionError):
+    """The connection to the engine is gone; every pending call fails with this."""
+
+
+# ---------------------------------------------------------------------------- framing
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    id: int
+    method: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    id: int | None
+    error: dict[str, Any] | None
+    result: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    method: str
+    params: dict[str, Any]
+
+
+Message = Request | Response | Notification
+
+
+class MalformedFrame(Exception):
+    """Valid msgpack that is not a well-formed message; `id` is set when it was readable."""
+
+    def __init__(self, message: str, msgid: int | None = None) -> None:
+        super().__init__(message)
+        self.msgid = msgid
+
+
+def pack(obj: Any) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def new_unpacker() -> msgpack.Unpacker:
+    return msgpack.Unpacker(raw=False, max_buffer_size=MAX_FRAME_BYTES)
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _params(value: Any, msgid: int | None) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return value
+    # Stock msgpack-RPC clients send params as an array; accept one map wrapped in it.
+    if isinstance(value, list | tuple) and len(value) == 1 and isinstance(value[0], dict):
+        return value[0]
+    raise MalformedFrame("params must be a map", msgid)
+
+
+def parse_message(obj: Any) -> Message:
+    """Turn one unpacked object into a message, or raise MalformedFrame saying why."""
+    if not isinstance(obj, list | tuple) or not obj:
+        raise MalformedFrame(f"a frame must be an array, got {type(obj).__name__}")
+    kind = obj[0]
+    if kind == REQUEST and not isinstance(kind, bool):
+        msgid = obj[1] if len(obj) > 1 and _is_id(obj[1]) else None
+        if len(obj) != 4:
+            raise MalformedFrame("a request is [0, id, method, params]", msgid)
+        if msgid is None:
+            raise MalformedFrame("a request id must be an integer")
+        if not isinstance(obj[2], str):
+            raise MalformedFrame("a method name must be a string", msgid)
+        return Request(msgid, obj[2], _params(obj[3], msgid))
+    if kind == RESPONSE and not isinstance(kind, bool):
+        if len(obj) != 4 or not (obj[1] is None or _is_id(obj[1])):
+            raise MalformedFrame("a response is [1, id, error, result]")
+        error = obj[2]
+        if error is not None and not isinstance(error, dict):
+            error = {"code": "internal", "message": str(error)}
+        return Response(obj[1], error, obj[3])
+    if kind == NOTIFICATION and not isinstance(kind, bool):
+        if len(obj) != 3 or not isinstance(obj[1], str):
+            raise MalformedFrame("a notification is [2, method, params]")
+        return Notification(obj[1], _params(obj[2], None))
+    raise MalformedFrame(f"unknown message type {kind!r}")
+
+
+def request_frame(msgid: int, method: str, params: Mapping[str, Any]) -> bytes:
+    return pack([REQUEST, msgid, method, dict(params)])
+
+
+def response_frame(msgid: int | None, error: Mapping[str, Any] | None, result: Any) -> bytes:
+    return pack([RESPONSE, msgid, None if error is None else dict(error), result])
+
+
+def notification_frame(method: str, params: Mapping[str, Any]) -> bytes:
+    return pack([NOTIFICATION, method, dict(params)])
+
+
+class FrameReader:
+    """Splits a byte stream into messages; bad bytes or bad frames come out as MalformedFrame.
+
+    After bytes that are not msgpack at all the decoder state is unknowable, so the buffer
+    is dropped (the rest of that chunk is lost; the peer resynchronises on its next write).
+    """
+
+    def __init__(self) -> None:
+        self._unpacker = new_unpacker()
+
+    def feed(self, data: bytes) -> list[Message | MalformedFrame]:
+        out: list[Message | MalformedFrame] = []
+        try:
+            self._unpacker.feed(data)
+        except msgpack.BufferFull:
+            self._unpacker = new_unpacker()
+            return [MalformedFrame(f"frame larger than {MAX_FRAME_BYTES} bytes")]
+        while True:
+            try:
+                obj = next(self._unpacker)
+            except StopIteration:
+                return out
+            except ValueError as exc:  # FormatError, StackError, bad UTF-8, bad map keys
+                self._unpacker = new_unpacker()
+                out.append(MalformedFrame(f"not msgpack: {str(exc) or type(exc).__name__}"))
+                return out
+            try:
+                out.append(parse_message(obj))
+            except MalformedFrame as bad:
+                out.append(bad)
