@@ -87,6 +87,14 @@ def test_bytes_that_are_not_msgpack_reset_the_reader(garbage: bytes) -> None:
     assert reader.feed(request_frame(3, "health", {})) == [Request(3, "health", {})]
 
 
+@given(st.lists(st.binary(max_size=64), max_size=8))
+def test_arbitrary_bytes_never_raise_out_of_the_reader(chunks: list[bytes]) -> None:
+    reader = FrameReader()
+    for chunk in chunks:
+        for item in reader.feed(chunk):
+            assert isinstance(item, Request | Response | Notification | MalformedFrame)
+
+
 _values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.text(max_size=20)
     | st.floats(allow_nan=False),
