@@ -213,7 +213,12 @@ def generate(
     on_text: OnText | None = None,
     should_stop: ShouldStop | None = None,
 ) -> GenerateResult:
-    """Decode one request from an empty cache (prefix reuse comes later)."""
+    """Decode one request from an empty cache (prefix reuse comes later).
+
+    ``params.draft`` is accepted but not used yet: there is no speculative
+    decoding here, so ``stats["accepted_draft_tokens"]`` is None (not measured).
+    Raises ContextOverflowError when the prompt exceeds the context.
+    """
     t_start = time.perf_counter()
     if params.tokens is not None:
         prompt = list(params.tokens)
