@@ -232,6 +232,9 @@ def generate(
         raise ValueError(f"tokens: ids must be in 0..{vocab - 1}")
 
     rng = np.random.default_rng(params.seed)
+    # Any control token (end of text, file separator, FIM or edit markers) ends the answer:
+    # no completion or rewrite wants one inside its text.
+    end_ids = set(tokenizer.special_ids.values())
     cache = KVCache(model.config)
     decoder = tokenizer.incremental_decoder()
     stops = StopMatcher(params.stop)
@@ -261,7 +264,7 @@ def generate(
         if ttft_ms is None:
             ttft_ms = _ms(t_start)
             t_first = time.perf_counter()
-        if tok == tokenizer.eos_id:
+        if tok in end_ids:
             finish = "eos"
             break
         out.append(tok)

@@ -65,7 +65,9 @@ CONFIG = {
     "rms_norm_eps": 1e-6,
     "rope_theta": 1_000_000.0,
     "max_position_embeddings": 131072,
-    "tie_word_embeddings": True,
+    # Untied: with random tied weights the residual stream still looks like the input
+    # embedding, so greedy decoding would only repeat the last prompt token.
+    "tie_word_embeddings": False,
     "attention_bias": False,
     "bos_token_id": 0,
     "eos_token_id": 0,
@@ -88,7 +90,7 @@ end to end before a trained model replaces it.
 
 - `tokenizer.json`: byte-level BPE trained on the Python standard library, with
   the Qwen2.5-Coder fill-in-the-middle tokens and sparkedit's edit tokens.
-- `model.safetensors`: float16 weights, Hugging Face Llama names, tied embeddings.
+- `model.safetensors`: float16 weights, Hugging Face Llama names, untied `lm_head`.
 - `config.json`: Hugging Face Llama format; `sparkedit.untrained` is `true`.
 
 Regenerate with `python scripts/make_tiny_model.py` (deterministic).
@@ -165,6 +167,7 @@ def random_weights(cfg: dict, seed: int = SEED) -> dict[str, np.ndarray]:
         w[p + "input_layernorm.weight"] = np.ones(d, np.float16)
         w[p + "post_attention_layernorm.weight"] = np.ones(d, np.float16)
     w["model.norm.weight"] = np.ones(d, np.float16)
+    w["lm_head.weight"] = normal((cfg["vocab_size"], d), std)
     return w
 
 

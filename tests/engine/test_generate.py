@@ -174,15 +174,30 @@ def test_stop_matcher_holds_back_possible_prefix() -> None:
     assert m.feed("TOP tail") == "" and m.stopped and m.text == "abc STOXx"
 
 
-def test_eos_ends_generation(model: Transformer, tok: Tokenizer) -> None:
-    # The random tied-embedding model repeats its last input token, so a prompt
-    # ending in <|endoftext|> makes EOS the greedy choice.
-    ids = tok.encode_prompt("x = 1<|endoftext|>")
-    first = int(np.argmax(model.forward(np.array(ids), model.new_cache())[-1]))
-    assert first == tok.eos_id
-    r = generate(model, tok, GenerateParams(tokens=tuple(ids), max_tokens=5))
+@pytest.fixture(scope="module")
+def tied_model(model: Transformer) -> Transformer:
+    """The embedded weights with the output head tied to the embeddings: a random tied
+    model repeats its last input token, which makes any token the greedy choice on demand."""
+    weights = load_checkpoint(default_model_dir())
+    weights.pop("lm_head.weight")
+    return Transformer(model.config.replace(tie_word_embeddings=True), weights)
+
+
+@pytest.mark.parametrize("marker", ["<|endoftext|>", "<|file_sep|>", "<|fim_middle|>"])
+def test_control_tokens_end_generation(tied_model: Transformer, tok: Tokenizer,
+                                       marker: str) -> None:
+    ids = tok.encode_prompt(f"x = 1{marker}")
+    first = int(np.argmax(tied_model.forward(np.array(ids), tied_model.new_cache())[-1]))
+    assert first == tok.special_ids[marker]
+    r = generate(tied_model, tok, GenerateParams(tokens=tuple(ids), max_tokens=5))
     assert r.finish_reason == "eos" and r.tokens == [] and r.text == ""
     assert r.stats["forward_passes"] == 1
+
+
+def test_ordinary_tokens_do_not_end_generation(tied_model: Transformer, tok: Tokenizer) -> None:
+    ids = tok.encode_prompt("x = value")
+    r = generate(tied_model, tok, GenerateParams(tokens=tuple(ids), max_tokens=5))
+    assert r.finish_reason == "length" and len(r.tokens) == 5
 
 
 def test_should_stop_is_polled_per_pass(model: Transformer, tok: Tokenizer) -> None:
