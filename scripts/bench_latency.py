@@ -91,6 +91,16 @@ async def bench_lsp(path: Path, start_line: int, rounds: int
     text, cursor, typed = typing_script(source, start_line, rounds + 1)
     uri = path.resolve().as_uri()
     client = LanguageClient("sparkedit-bench", "0")
+    notices: list[str] = []
+
+    @client.feature("sparkedit/status")
+    def on_status(_client: LanguageClient, params: object) -> None:
+        pass  # the engine's state changes; the bench needs only the answers
+
+    @client.feature(types.WINDOW_SHOW_MESSAGE)
+    def on_message(_client: LanguageClient, params: types.ShowMessageParams) -> None:
+        notices.append(params.message)
+
     await client.start_io(sys.executable, "-m", "lsp_server.cli", "lsp", "--log-level", "WARNING")
     stderr: list[bytes] = []
     drainer = asyncio.create_task(drain(client._server.stderr, stderr))
@@ -130,6 +140,8 @@ async def bench_lsp(path: Path, start_line: int, rounds: int
     client.exit(None)
     await asyncio.sleep(0.2)
     drainer.cancel()
+    for notice in notices:
+        print(f"server says: {notice}")
     return samples, cold_ms, answers
 
 
