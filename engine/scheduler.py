@@ -200,6 +200,10 @@ class Scheduler:
         for key in ("ttft_ms", "total_ms"):
             if isinstance(timing.get(key), int | float):
                 timing[key] += queue_ms
+        # Microseconds are the finest resolution worth reporting on the wire.
+        for key, value in timing.items():
+            if isinstance(value, float):
+                timing[key] = round(value, 3)
         return wire
 
 
