@@ -12,3 +12,9 @@ def default_model_dir() -> Path:
     (read ``ModelConfig.untrained`` instead).
     """
     return Path(__file__).resolve().parent / "tiny-untrained"
+
+
+def untrained_model_dir() -> Path:
+    """The untrained placeholder (random weights, real tokenizer): small and fast, kept for
+    tests of the engine's mechanics and as the untrained baseline of the evaluation."""
+    return Path(__file__).resolve().parent / "tiny-untrained"
