@@ -13,7 +13,7 @@ from engine.generate import (
     generate,
 )
 from engine.model import Transformer, load_model
-from engine.models import default_model_dir
+from engine.models import untrained_model_dir
 from engine.sampling import probabilities, sample
 from engine.targets.base import ContextOverflowError as BaseContextOverflowError
 from engine.tokenizer import Tokenizer
@@ -22,19 +22,19 @@ from engine.weights import load_checkpoint
 
 @pytest.fixture(scope="module")
 def model() -> Transformer:
-    return load_model(default_model_dir())
+    return load_model(untrained_model_dir())
 
 
 @pytest.fixture(scope="module")
 def short_model(model: Transformer) -> Transformer:
     """The embedded model with a 16-token context."""
     cfg = model.config.replace(max_position_embeddings=16)
-    return Transformer(cfg, load_checkpoint(default_model_dir()))
+    return Transformer(cfg, load_checkpoint(untrained_model_dir()))
 
 
 @pytest.fixture(scope="module")
 def tok() -> Tokenizer:
-    return Tokenizer.from_dir(default_model_dir())
+    return Tokenizer.from_dir(untrained_model_dir())
 
 
 def params(**kw) -> GenerateParams:
@@ -178,7 +178,7 @@ def test_stop_matcher_holds_back_possible_prefix() -> None:
 def tied_model(model: Transformer) -> Transformer:
     """The embedded weights with the output head tied to the embeddings: a random tied
     model repeats its last input token, which makes any token the greedy choice on demand."""
-    weights = load_checkpoint(default_model_dir())
+    weights = load_checkpoint(untrained_model_dir())
     weights.pop("lm_head.weight")
     return Transformer(model.config.replace(tie_word_embeddings=True), weights)
 

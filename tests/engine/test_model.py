@@ -14,7 +14,7 @@ from safetensors.numpy import save_file
 
 from engine.kv_cache import KVCache
 from engine.model import ModelConfig, Transformer, load_model
-from engine.models import default_model_dir
+from engine.models import untrained_model_dir
 from engine.weights import f32_to_bf16, load_checkpoint
 
 HF_CONFIG = {
@@ -222,7 +222,7 @@ def test_cache_grows_in_blocks_and_refuses_overflow(small: Transformer) -> None:
 
 
 def test_embedded_model_loads() -> None:
-    model = load_model(default_model_dir())
+    model = load_model(untrained_model_dir())
     assert model.config.untrained and model.config.fim_order == "spm"
     logits = model.forward(np.arange(8), model.new_cache())
     assert logits.shape == (8, model.config.vocab_size) and logits.dtype == np.float32

@@ -21,6 +21,7 @@ from pathlib import Path
 import msgpack
 import pytest
 
+from engine.models import untrained_model_dir
 from engine.rpc import EngineClient, EngineConnectionError, EngineError, pack, request_frame
 
 pytest.importorskip("engine.generate", reason="the engine core has not landed yet")
@@ -76,7 +77,8 @@ def start_engine(folder: Path, *args: str, env: dict[str, str] | None = None) ->
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     folder = tmp_path_factory.mktemp("eng")
-    eng = start_engine(folder, "--socket", str(folder / "e.sock"))
+    eng = start_engine(folder, "--socket", str(folder / "e.sock"),
+                       "--model", str(untrained_model_dir()))
     yield eng
     assert eng.stop() == 0
     assert not os.path.exists(eng.address), "the socket file outlived the engine"

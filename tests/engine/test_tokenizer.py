@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.models import default_model_dir
+from engine.models import untrained_model_dir
 from engine.tokenizer import Tokenizer
 
 SPECIALS = [
@@ -18,7 +18,7 @@ SPECIALS = [
 
 @pytest.fixture(scope="module")
 def tok() -> Tokenizer:
-    return Tokenizer.from_dir(default_model_dir())
+    return Tokenizer.from_dir(untrained_model_dir())
 
 
 def test_special_tokens(tok: Tokenizer) -> None:

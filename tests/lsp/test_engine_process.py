@@ -9,15 +9,18 @@ import stat
 
 import pytest
 
+from engine.models import untrained_model_dir
 from lsp_server.assistant import Assistant, AssistantCallbacks
 from lsp_server.completion import CompletionOptions
 from lsp_server.documents import Encoding, Position
 from lsp_server.engine_process import EngineOptions, EngineProcess, EngineStartError
 
+UNTRAINED = str(untrained_model_dir())
+
 
 async def test_start_is_private_and_stop_cleans_up():
     states: list[str] = []
-    engine = EngineProcess(EngineOptions(), on_state=lambda s, m: states.append(s))
+    engine = EngineProcess(EngineOptions(model=UNTRAINED), on_state=lambda s, m: states.append(s))
     handle = await engine.handle()
     try:
         assert (await handle.client.health()) is not None
@@ -34,7 +37,7 @@ async def test_start_is_private_and_stop_cleans_up():
 
 
 async def test_a_dead_engine_is_restarted_on_the_next_request():
-    engine = EngineProcess(EngineOptions())
+    engine = EngineProcess(EngineOptions(model=UNTRAINED))
     try:
         first = await engine.handle()
         os.kill(first.pid, signal.SIGKILL)
@@ -59,7 +62,8 @@ async def test_a_model_that_cannot_load_is_a_clear_start_error(tmp_path):
 async def test_engine_dying_mid_request_answers_none_then_recovers():
     statuses: list[dict] = []
     warnings: list[str] = []
-    assistant = Assistant(engine=EngineOptions(), completion=CompletionOptions(max_tokens=4),
+    assistant = Assistant(engine=EngineOptions(model=UNTRAINED),
+                          completion=CompletionOptions(max_tokens=4),
                           callbacks=AssistantCallbacks(status=statuses.append,
                                                        warn=warnings.append))
     assistant.documents.open("u", "def f(x):\n    return x\n", 1)

@@ -9,14 +9,20 @@ from pathlib import Path
 
 import pytest
 
+from engine.models import untrained_model_dir
+
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "sample.py"
 SUGGEST = [sys.executable, "-m", "lsp_server.cli", "suggest"]
+# The mechanics are tested on the small untrained placeholder; the shipped default model
+# has tests of its own below.
+UNTRAINED = ["--model", str(untrained_model_dir())]
 
 
-def suggest(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*SUGGEST, *args], input=stdin, capture_output=True, text=True,
-                          cwd=ROOT, timeout=120)
+def suggest(*args: str, stdin: str | None = None,
+            model: list[str] = UNTRAINED) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*SUGGEST, *args, *model], input=stdin, capture_output=True,
+                          text=True, cwd=ROOT, timeout=120)
 
 
 def test_text_mode_prints_the_completion_and_notes_the_untrained_model():

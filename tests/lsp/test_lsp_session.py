@@ -16,13 +16,16 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import ClientServerConfig, LanguageClient
 
+from engine.models import untrained_model_dir
+
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = (ROOT / "examples" / "sample.py").read_text()
 URI = "file:///work/sample.py"
 
 
 @pytest_lsp.fixture(config=ClientServerConfig(
-    server_command=[sys.executable, "-m", "lsp_server.cli", "lsp"]))
+    server_command=[sys.executable, "-m", "lsp_server.cli", "lsp",
+                    "--model", str(untrained_model_dir())]))
 async def client(lsp_client: LanguageClient):
     lsp_client.statuses = []  # every sparkedit/status notification, in order
 
