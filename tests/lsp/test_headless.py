@@ -96,6 +96,6 @@ def test_column_counts_code_points_and_end_of_line_is_valid(tmp_path):
 
 
 def test_an_engine_that_cannot_start_exits_1_with_an_explanation(tmp_path):
-    done = suggest(str(SAMPLE), "--at", "1:1", "--model", str(tmp_path / "missing-model"))
+    done = suggest(str(SAMPLE), "--at", "1:1", model=["--model", str(tmp_path / "missing-model")])
     assert done.returncode == 1
     assert "engine" in done.stderr
