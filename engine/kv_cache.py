@@ -93,8 +93,30 @@ class KVCache:
     def truncate(self, n: int) -> None:
         """Keep the first ``n`` tokens (speculative rollback, prefix reuse).
 
-        The stale entries beyond ``n`` are simply overwritten by later writes.
+        Exact: attention reads only positions ``[:length]`` and the next write
+        starts at ``n``, so the stale entries beyond it can never be seen. A pass
+        after ``truncate(n)`` computes what it would on a cache that never held them.
         """
         if not 0 <= n <= self.length:
             raise ValueError(f"truncate({n}) outside 0..{self.length}")
         self.length = n
+
+    def export(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of positions start..end-1 (for the prefix cache).
+
+        -> keys [L, KV, hd, n], values [L, KV, n, hd], n = end - start.
+        """
+        assert 0 <= start <= end <= self.length
+        return self.keys[..., start:end].copy(), self.values[:, :, start:end].copy()
+
+    def extend(self, keys: np.ndarray, values: np.ndarray) -> None:
+        """Append positions copied by ``export`` (a prefix-cache hit).
+
+        keys [L, KV, hd, n], values [L, KV, n, hd].
+        """
+        n = values.shape[2]
+        assert keys.shape[:3] == self.keys.shape[:3] and keys.dtype == self.dtype
+        self.reserve(n)
+        self.keys[..., self.length : self.length + n] = keys
+        self.values[:, :, self.length : self.length + n] = values
+        self.length += n
