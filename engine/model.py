@@ -1,14 +1,16 @@
-"""A Llama-family decoder in numpy: the engine's one forward primitive.
+"""Llama and Qwen2 decoders in numpy: the engine's one forward primitive.
 
 ``Transformer.forward(tokens, cache)`` runs ``T`` new tokens at positions
 ``cache.length .. cache.length + T - 1`` and appends their keys and values to the
 cache. Prefill (T = prompt length), decode (T = 1), speculative verification
 (T = K + 1) and scoring all go through it.
 
-Numerics follow Hugging Face ``LlamaForCausalLM`` (RMSNorm, rotary embeddings with
-the ``rotate_half`` convention, grouped-query attention, SwiGLU), so real HF Llama
-checkpoints load and match. Optional q/k/v biases (Qwen2) are honoured.
-Everything is float32.
+Numerics follow Hugging Face ``LlamaForCausalLM`` and ``Qwen2ForCausalLM`` (RMSNorm,
+rotary embeddings with the ``rotate_half`` convention and HF's scaling types, see
+engine/rope.py, grouped-query attention, SwiGLU, optional biases), so their published
+checkpoints load and match: tests/engine/test_reference.py holds the engine to logits
+recorded from transformers. Qwen2 is Llama with q/k/v biases (and an optional sliding
+window, refused when enabled). Everything is float32.
 
 Decode speed is dominated by the number of numpy calls, not by FLOPs (a call
 costs ~3 µs; the tiny model's matrices are ~100 KB), so the layer is written to
@@ -27,11 +29,14 @@ from typing import Any
 import numpy as np
 
 from engine.kv_cache import KVCache
+from engine.rope import RopeConfig, RopeTable
 from engine.weights import load_checkpoint
 
 # Query chunk for long prefills: bounds the attention score matrix to
 # [H, chunk, S] floats instead of [H, T, S]; 256 measured fastest (cache-sized).
 PREFILL_CHUNK = 256
+
+SUPPORTED_MODEL_TYPES = ("llama", "qwen2")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,16 +48,25 @@ class ModelConfig:
     num_attention_heads: int
     num_key_value_heads: int
     head_dim: int
+    model_type: str = "llama"
     rms_norm_eps: float = 1e-6
-    rope_theta: float = 10000.0
+    rope: RopeConfig = RopeConfig()
     max_position_embeddings: int = 2048
     tie_word_embeddings: bool = False
+    # Which projections carry biases (HF: Llama's attention_bias covers q, k, v and o;
+    # Qwen2 always has q/k/v biases and none on o; Llama's mlp_bias covers all three).
+    qkv_bias: bool = False
+    o_bias: bool = False
+    mlp_bias: bool = False
     bos_token_id: int | None = None
-    eos_token_id: int | None = None
+    eos_token_ids: tuple[int, ...] = ()  # Llama 3 lists several; the first is the main one
     untrained: bool = False
     fim_order: str = "psm"  # "spm" (suffix-prefix-middle) or "psm"
 
     def __post_init__(self) -> None:
+        if self.model_type not in SUPPORTED_MODEL_TYPES:
+            raise ValueError(f"model_type {self.model_type!r} is not supported "
+                             f"(supported: {', '.join(SUPPORTED_MODEL_TYPES)})")
         if self.num_attention_heads % self.num_key_value_heads:
             raise ValueError("num_attention_heads must be a multiple of num_key_value_heads")
         if self.head_dim % 2:
@@ -60,18 +74,36 @@ class ModelConfig:
         if self.fim_order not in ("spm", "psm"):
             raise ValueError(f"fim_order must be 'spm' or 'psm', got {self.fim_order!r}")
 
+    @property
+    def eos_token_id(self) -> int | None:
+        return self.eos_token_ids[0] if self.eos_token_ids else None
+
     @classmethod
     def from_hf(cls, cfg: dict[str, Any]) -> ModelConfig:
-        """Read a Hugging Face Llama-style ``config.json`` dict."""
+        """Read a Hugging Face Llama or Qwen2 ``config.json`` dict, as published.
+
+        Fields that do not change the numerics (``torch_dtype``/``dtype``,
+        ``use_cache``, ``initializer_range``, ``transformers_version``…) are ignored;
+        fields that would change them and are not implemented are refused by name.
+        """
+        model_type = cfg.get("model_type") or "llama"
         heads = cfg["num_attention_heads"]
         extra = cfg.get("sparkedit") or {}
         eos = cfg.get("eos_token_id")
-        if isinstance(eos, list):  # some configs list several; the first is the main one
-            eos = eos[0] if eos else None
-        scaling = cfg.get("rope_scaling")
-        if scaling and scaling.get("rope_type", scaling.get("type")) not in (None, "default"):
-            raise ValueError(f"rope_scaling {scaling!r} is not supported")
+        eos_ids = tuple(eos) if isinstance(eos, list) else (() if eos is None else (eos,))
+        act = cfg.get("hidden_act", "silu")
+        if act != "silu":
+            raise ValueError(f"hidden_act {act!r} is not supported (only silu)")
+        if cfg.get("use_sliding_window"):  # Qwen2: only active when switched on
+            raise ValueError("use_sliding_window: true is not supported (sliding-window "
+                             "attention); published Qwen2.5 configs set it to false")
+        if model_type == "qwen2":
+            qkv_bias, o_bias, mlp_bias = True, False, False
+        else:
+            qkv_bias = o_bias = bool(cfg.get("attention_bias", False))
+            mlp_bias = bool(cfg.get("mlp_bias", False))
         return cls(
+            model_type=model_type,
             vocab_size=cfg["vocab_size"],
             hidden_size=cfg["hidden_size"],
             intermediate_size=cfg["intermediate_size"],
@@ -80,11 +112,14 @@ class ModelConfig:
             num_key_value_heads=cfg.get("num_key_value_heads") or heads,
             head_dim=cfg.get("head_dim") or cfg["hidden_size"] // heads,
             rms_norm_eps=float(cfg.get("rms_norm_eps", 1e-6)),
-            rope_theta=float(cfg.get("rope_theta", 10000.0)),
+            rope=RopeConfig.from_hf(cfg),
             max_position_embeddings=cfg.get("max_position_embeddings", 2048),
             tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+            qkv_bias=qkv_bias,
+            o_bias=o_bias,
+            mlp_bias=mlp_bias,
             bos_token_id=cfg.get("bos_token_id"),
-            eos_token_id=eos,
+            eos_token_ids=eos_ids,
             untrained=bool(extra.get("untrained", False)),
             fim_order=extra.get("fim_order", "psm"),
         )
@@ -93,43 +128,57 @@ class ModelConfig:
         return dataclasses.replace(self, **changes)
 
 
-class RopeTable:
-    """cos/sin of position * inv_freq, grown on demand in blocks.
-
-    Stored full width for HF's rotate_half form, ``x*cos + rotate_half(x)*sin``
-    with ``rotate_half(x) = [-x2, x1]``: ``cos2 = [cos, cos]`` and the sign folded
-    into ``sin2 = [-sin, sin]``, so applying it is one concatenate and three
-    elementwise calls. A full 128k-position table would cost 32 MB for a model that
-    usually sees a few thousand positions, so it grows geometrically.
-    """
-
-    def __init__(self, head_dim: int, theta: float, max_positions: int, block: int = 4096):
-        # HF: inv_freq = 1 / theta ** (arange(0, hd, 2) / hd)
-        self.inv_freq = 1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.int64) / head_dim))
-        self.max_positions = max_positions
-        self.block = block
-        self.cos2 = np.zeros((0, head_dim), np.float32)  # [P, hd]
-        self.sin2 = np.zeros((0, head_dim), np.float32)  # [P, hd]
-
-    def get(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
-        """cos2, sin2 for positions start..end-1: each [T, 1, hd]."""
-        if end > self.cos2.shape[0]:
-            n = max(end, 2 * self.cos2.shape[0])
-            n = min(-(-n // self.block) * self.block, max(self.max_positions, end))
-            freqs = np.outer(np.arange(n, dtype=np.float64), self.inv_freq)  # [P, hd/2]
-            cos, sin = np.cos(freqs), np.sin(freqs)
-            self.cos2 = np.concatenate((cos, cos), -1).astype(np.float32)
-            self.sin2 = np.concatenate((-sin, sin), -1).astype(np.float32)
-        return self.cos2[start:end, None, :], self.sin2[start:end, None, :]
-
-
 @dataclass(frozen=True)
 class LayerWeights:
     w_qkv: np.ndarray  # [D, (H + 2 KV) * hd]; input_layernorm and q scale folded in
-    b_qkv: np.ndarray | None  # [(H + 2 KV) * hd]
+    b_qkv: np.ndarray | None  # [(H + 2 KV) * hd]; q part scaled like w_qkv's q columns
     w_o: np.ndarray  # [H * hd, D]
+    b_o: np.ndarray | None  # [D]
     w_gate_up: np.ndarray  # [D, 2 I]; post_attention_layernorm folded in
+    b_gate_up: np.ndarray | None  # [2 I]
     w_down: np.ndarray  # [I, D]
+    b_down: np.ndarray | None  # [D]
+
+
+def _layer_weights(c: ModelConfig, w: dict[str, np.ndarray], i: int) -> LayerWeights:
+    """One layer's tensors, fused and with the norm gains and q scale folded in."""
+    f32 = np.float32
+    p = f"model.layers.{i}."
+
+    def get(name: str) -> np.ndarray:
+        if p + name not in w:
+            raise ValueError(f"checkpoint has no {p + name} (model_type {c.model_type})")
+        return np.asarray(w[p + name], f32)
+
+    def bias(names: list[str], on: bool) -> np.ndarray | None:
+        return np.concatenate([get(n + ".bias") for n in names]) if on else None
+
+    qkv_names = [f"self_attn.{n}_proj" for n in "qkv"]
+    mlp_names = ["mlp.gate_proj", "mlp.up_proj"]
+    q_width = c.num_attention_heads * c.head_dim
+    q_scale = f32(1.0 / np.sqrt(c.head_dim))
+    # Folded at load to save numpy calls per layer (linear, so exact up to rounding):
+    # the RMSNorm gains scale the rows of the next projection, and the 1/sqrt(hd)
+    # attention scale the q columns and the q bias (rotary is linear, and the bias is
+    # added before rotary, so scaling q's weights and bias scales the rotated q).
+    attn_norm = get("input_layernorm.weight")
+    mlp_norm = get("post_attention_layernorm.weight")
+    w_qkv = np.concatenate([get(n + ".weight") for n in qkv_names], 0).T * attn_norm[:, None]
+    w_qkv[:, :q_width] *= q_scale  # [D, N_qkv]
+    b_qkv = bias(qkv_names, c.qkv_bias)
+    if b_qkv is not None:
+        b_qkv[:q_width] *= q_scale
+    w_gate_up = np.concatenate([get(n + ".weight") for n in mlp_names], 0).T * mlp_norm[:, None]
+    return LayerWeights(
+        w_qkv=np.ascontiguousarray(w_qkv),
+        b_qkv=b_qkv,
+        w_o=np.ascontiguousarray(get("self_attn.o_proj.weight").T),
+        b_o=bias(["self_attn.o_proj"], c.o_bias),
+        w_gate_up=np.ascontiguousarray(w_gate_up),
+        b_gate_up=bias(mlp_names, c.mlp_bias),
+        w_down=np.ascontiguousarray(get("mlp.down_proj.weight").T),
+        b_down=bias(["mlp.down_proj"], c.mlp_bias),
+    )
 
 
 class Transformer:
@@ -138,51 +187,23 @@ class Transformer:
         c = config
         f32 = np.float32
         self.embed = np.ascontiguousarray(weights["model.embed_tokens.weight"], f32)  # [V, D]
-        if c.tie_word_embeddings or "lm_head.weight" not in weights:
+        if self.embed.shape != (c.vocab_size, c.hidden_size):
+            raise ValueError(f"embed_tokens {self.embed.shape} != config "
+                             f"{(c.vocab_size, c.hidden_size)}")
+        if c.tie_word_embeddings:  # HF ignores a stored lm_head.weight when tied
             self.lm_head = self.embed.T  # [D, V] view: BLAS reads it transposed, no copy
-        else:
+        elif "lm_head.weight" in weights:
             self.lm_head = np.ascontiguousarray(weights["lm_head.weight"].T, f32)  # [D, V]
+        else:
+            raise ValueError("tie_word_embeddings is false but the checkpoint has no "
+                             "lm_head.weight")
         self.final_norm = np.asarray(weights["model.norm.weight"], f32)  # [D]
-        self.layers: list[LayerWeights] = []
-        q_width = c.num_attention_heads * c.head_dim
-        q_scale = np.float32(1.0 / np.sqrt(c.head_dim))
-        for i in range(c.num_hidden_layers):
-            p = f"model.layers.{i}."
-            qkv = [weights[p + f"self_attn.{n}_proj.weight"] for n in "qkv"]
-            biases = [weights.get(p + f"self_attn.{n}_proj.bias") for n in "qkv"]
-            b_qkv = None
-            if any(b is not None for b in biases):
-                b_qkv = np.concatenate(
-                    [
-                        b if b is not None else np.zeros(w.shape[0], f32)
-                        for b, w in zip(biases, qkv, strict=True)
-                    ]
-                ).astype(f32)
-            gate_up = [weights[p + "mlp.gate_proj.weight"], weights[p + "mlp.up_proj.weight"]]
-            # Folded at load to save numpy calls per layer (linear, so exact up to
-            # rounding): the RMSNorm gains scale the rows of the next projection,
-            # and the 1/sqrt(hd) attention scale the q columns (rotary is linear).
-            attn_norm = np.asarray(weights[p + "input_layernorm.weight"], f32)
-            mlp_norm = np.asarray(weights[p + "post_attention_layernorm.weight"], f32)
-            w_qkv = np.concatenate(qkv, 0).T.astype(f32) * attn_norm[:, None]  # [D, N_qkv]
-            w_qkv[:, :q_width] *= q_scale
-            if b_qkv is not None:
-                b_qkv[:q_width] *= q_scale
-            w_gate_up = np.concatenate(gate_up, 0).T.astype(f32) * mlp_norm[:, None]
-            self.layers.append(
-                LayerWeights(
-                    w_qkv=np.ascontiguousarray(w_qkv),
-                    b_qkv=b_qkv,
-                    w_o=np.ascontiguousarray(weights[p + "self_attn.o_proj.weight"].T, f32),
-                    w_gate_up=np.ascontiguousarray(w_gate_up),
-                    w_down=np.ascontiguousarray(weights[p + "mlp.down_proj.weight"].T, f32),
-                )
-            )
+        self.layers = [_layer_weights(c, weights, i) for i in range(c.num_hidden_layers)]
         n_qkv = (c.num_attention_heads + 2 * c.num_key_value_heads) * c.head_dim
         expect_qkv = (c.hidden_size, n_qkv)
         if self.layers and self.layers[0].w_qkv.shape != expect_qkv:
             raise ValueError(f"q/k/v weights {self.layers[0].w_qkv.shape} != config {expect_qkv}")
-        self.rope = RopeTable(c.head_dim, c.rope_theta, c.max_position_embeddings)
+        self.rope = RopeTable(c.rope.inv_freq(c.head_dim), c.max_position_embeddings)
         self.rope.get(0, 1)  # build the first block now, not inside the first request
 
     @property
@@ -279,15 +300,23 @@ class Transformer:
         scores /= scores.sum(axis=-1, keepdims=True)
         out = scores @ values  # [KV, G*T, hd]
         out = out.reshape(kv, g, t, hd).transpose(2, 0, 1, 3).reshape(t, h * hd)  # [T, H*hd]
-        return out @ lw.w_o  # [T, D]
+        out = out @ lw.w_o  # [T, D]
+        if lw.b_o is not None:
+            out += lw.b_o
+        return out
 
     def _mlp(self, lw: LayerWeights, x: np.ndarray) -> np.ndarray:
         gu = x @ lw.w_gate_up  # [T, 2I]
+        if lw.b_gate_up is not None:
+            gu += lw.b_gate_up
         inter = gu.shape[-1] // 2
         gate, up = gu[:, :inter], gu[:, inter:]
         # silu(g) = g * sigmoid(g), sigmoid via tanh: no overflow warnings for large |g|.
         act = gate * (0.5 + 0.5 * np.tanh(0.5 * gate)) * up  # [T, I]
-        return act @ lw.w_down  # [T, D]
+        out = act @ lw.w_down  # [T, D]
+        if lw.b_down is not None:
+            out += lw.b_down
+        return out
 
 
 def _rms_norm(x: np.ndarray, eps: float) -> np.ndarray:
@@ -307,5 +336,6 @@ def load_config(model_dir: str | Path) -> ModelConfig:
 
 
 def load_model(model_dir: str | Path) -> Transformer:
-    """Load a Hugging Face Llama-style folder (config.json + safetensors)."""
+    """Load a Hugging Face Llama or Qwen2 folder (config.json + safetensors, one file or
+    shards)."""
     return Transformer(load_config(model_dir), load_checkpoint(model_dir))
