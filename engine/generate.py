@@ -1,8 +1,9 @@
 """Decoding one request: parameters from the wire, prefill, decode loop, result.
 
-Reads top-down in pipeline order: parameters, result, stop-string handling,
-then ``generate`` (prefill, decode one token at a time, finish). Every forward
-pass goes through ``Transformer.forward``.
+Reads top-down in pipeline order: parameters, result, stop-string handling, the
+state that outlives a request, then ``generate`` (prefix-cache lookup, then passes
+that each verify a draft and emit the accepted tokens, then finish). Every forward
+pass -- prefill, decode, verification -- goes through ``Transformer.forward``.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ import numpy as np
 
 from engine.kv_cache import KVCache
 from engine.model import Transformer
-from engine.sampling import sample
+from engine.prefix_cache import PrefixCache
+from engine.speculative import DraftTuner, SpecConfig, Speculation, SuggestionMemory, verify
 from engine.targets.base import ContextOverflowError, OnText, ShouldStop
 from engine.tokenizer import Tokenizer
 
 __all__ = [
     "ContextOverflowError",
+    "DecodeState",
     "GenerateParams",
     "GenerateResult",
     "check_context",
@@ -68,7 +71,8 @@ class GenerateParams:
     top_p: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
-    draft: str | None = None
+    draft: str | None = None  # text the output is expected to copy (an edit's region)
+    document: str | None = None  # a newer job for the same document cancels this one
     stream: bool = False
 
     @classmethod
@@ -124,6 +128,9 @@ class GenerateParams:
         draft = wire.get("draft")
         if draft is not None and not isinstance(draft, str):
             raise ValueError(f"draft: must be a string or null, got {type(draft).__name__}")
+        document = wire.get("document")
+        if document is not None and not isinstance(document, str):
+            raise ValueError(f"document: must be a string or null, got {type(document).__name__}")
         stream = wire.get("stream", False)
         if not isinstance(stream, bool):
             raise ValueError(f"stream: must be a boolean, got {stream!r}")
@@ -136,6 +143,7 @@ class GenerateParams:
             seed=seed,
             stop=tuple(stop),
             draft=draft,
+            document=document,
             stream=stream,
         )
 
@@ -202,8 +210,34 @@ class StopMatcher:
         return out
 
 
+@dataclass(frozen=True, kw_only=True)
+class DecodeState:
+    """What outlives a request on one model: its prefix cache, the last suggestion per
+    place, the draft-length tuner and which drafters run. The target owns one and
+    drives it from its single worker thread. The default (no caches) decodes every
+    request from scratch but still speculates."""
+
+    prefix_cache: PrefixCache | None = None
+    suggestions: SuggestionMemory | None = None
+    tuner: DraftTuner = field(default_factory=DraftTuner)
+    speculation: SpecConfig = SpecConfig()
+
+
 def _ms(since: float) -> float:
     return (time.perf_counter() - since) * 1e3
+
+
+def _prompt_ids(model: Transformer, tokenizer: Tokenizer, params: GenerateParams) -> list[int]:
+    if params.tokens is not None:
+        prompt = list(params.tokens)
+    else:
+        assert params.prompt is not None
+        prompt = tokenizer.encode_prompt(params.prompt)
+    check_context(len(prompt), model.context_limit)
+    vocab = model.config.vocab_size
+    if any(not 0 <= t < vocab for t in prompt):
+        raise ValueError(f"tokens: ids must be in 0..{vocab - 1}")
+    return prompt
 
 
 def generate(
@@ -212,68 +246,73 @@ def generate(
     params: GenerateParams,
     on_text: OnText | None = None,
     should_stop: ShouldStop | None = None,
+    state: DecodeState | None = None,
 ) -> GenerateResult:
-    """Decode one request from an empty cache (prefix reuse comes later).
+    """Decode one request; raises ContextOverflowError when the prompt exceeds the context.
 
-    ``params.draft`` is accepted but not used yet: there is no speculative
-    decoding here, so ``stats["accepted_draft_tokens"]`` is None (not measured).
-    Raises ContextOverflowError when the prompt exceeds the context.
+    Each pass feeds the tokens not yet in the cache plus a draft, keeps what
+    ``verify`` accepts (rolling the cache back over the rest) and streams those
+    tokens at once. Output equals plain decoding (see engine/speculative.py).
     """
     t_start = time.perf_counter()
-    if params.tokens is not None:
-        prompt = list(params.tokens)
-    else:
-        assert params.prompt is not None
-        prompt = tokenizer.encode_prompt(params.prompt)
+    state = state or DecodeState()
+    prompt = _prompt_ids(model, tokenizer, params)
     limit = model.context_limit
-    check_context(len(prompt), limit)
-    vocab = model.config.vocab_size
-    if any(not 0 <= t < vocab for t in prompt):
-        raise ValueError(f"tokens: ids must be in 0..{vocab - 1}")
-
     rng = np.random.default_rng(params.seed)
     # Any control token (end of text, file separator, FIM or edit markers) ends the answer:
     # no completion or rewrite wants one inside its text.
     end_ids = set(tokenizer.special_ids.values())
     cache = KVCache(model.config)
+    cached = 0
+    if state.prefix_cache is not None:
+        cached = state.prefix_cache.lookup(prompt, cache, max_tokens=len(prompt) - 1)
+    previous = state.suggestions.recall(params.document, prompt) if state.suggestions else None
+    region = tokenizer.encode(params.draft) if params.draft else None
+    spec = Speculation(state.speculation, state.tuner, prompt=prompt, region=region,
+                       previous=previous, vocab_size=model.config.vocab_size)
     decoder = tokenizer.incremental_decoder()
     stops = StopMatcher(params.stop)
+    seq = list(prompt)  # prompt + output: what the drafters read
+    pending = prompt[cached:]  # tokens whose keys and values are not cached yet
     out: list[int] = []
-    passes = 0
-    finish = "length"
-    prefill_ms = 0.0
-    ttft_ms: float | None = None
-    t_first = t_start
+    passes, finish, prefill_ms, ttft_ms, t_first = 0, "", 0.0, None, t_start
 
-    def emit(delta: str, ids: list[int]) -> None:
-        if on_text is not None and (delta or ids):
-            on_text(delta, ids)
-
-    logits: np.ndarray | None = None  # [1, V] logits of the last position
-    while True:
+    while not finish:
         if should_stop is not None and should_stop():
             finish = "cancelled"
             break
+        # Room: a pass yields at most K+1 tokens and must fit the context.
+        room = min(params.max_tokens - len(out) - 1, limit - cache.length - len(pending))
+        drafter, draft = spec.propose(seq, len(out), room)
         t_pass = time.perf_counter()
-        feed = prompt if logits is None else out[-1:]
-        logits = model.forward(np.asarray(feed, np.int64), cache, last_n=1)  # [1, V]
+        logits = model.forward(np.asarray(pending + draft, np.int64), cache,
+                               last_n=len(draft) + 1)  # [K+1, V]
+        new = verify(logits, draft, temperature=params.temperature, top_p=params.top_p, rng=rng)
+        cache.truncate(cache.length - (len(draft) - (len(new) - 1)))  # drop rejected drafts
+        spec.record(drafter, len(draft), len(new) - 1,
+                    len(pending) + len(draft) if passes else None, time.perf_counter() - t_pass)
         passes += 1
         if passes == 1:
-            prefill_ms = _ms(t_pass)
-        tok = sample(logits[-1], temperature=params.temperature, top_p=params.top_p, rng=rng)
-        if ttft_ms is None:
-            ttft_ms = _ms(t_start)
+            prefill_ms, ttft_ms = _ms(t_pass), _ms(t_start)
             t_first = time.perf_counter()
-        if tok in end_ids:
-            finish = "eos"
-            break
-        out.append(tok)
-        emit(stops.feed(decoder.push([tok])), [tok])
-        if stops.stopped:
-            finish = "stop"
-            break
-        if len(out) >= params.max_tokens or cache.length >= limit:
-            break  # "length": no room for the pass that would feed this token
+        pending, delta, accepted = new[-1:], "", []
+        for tok in new:
+            if tok in end_ids:
+                finish = "eos"
+                break
+            out.append(tok)
+            seq.append(tok)
+            accepted.append(tok)
+            delta += stops.feed(decoder.push([tok]))
+            if stops.stopped:
+                finish = "stop"
+            # "length": no room for (the pass that would feed) the next token.
+            elif len(out) >= params.max_tokens or len(prompt) + len(out) - 1 >= limit:
+                finish = "length"
+            if finish:
+                break
+        if on_text is not None and (delta or accepted):
+            on_text(delta, accepted)
 
     if not stops.stopped:
         # End of stream: complete a held-back partial character (as U+FFFD), then
@@ -281,18 +320,27 @@ def generate(
         tail = stops.feed(decoder.flush())
         if stops.stopped:
             finish = "stop"
-        emit(tail + stops.flush(), [])
-    total_ms = _ms(t_start)
+        tail += stops.flush()
+        if on_text is not None and tail:
+            on_text(tail, [])
+    # The cache holds prompt + output up to the last fed token; keep it for the next request.
+    kept = min(cache.length, len(seq))
+    cache.truncate(kept)
+    if state.prefix_cache is not None:
+        state.prefix_cache.insert(seq[:kept], cache)
+    if state.suggestions is not None:
+        state.suggestions.remember(params.document, prompt, out)
     return GenerateResult(
         text=stops.text,
         tokens=out,
         finish_reason=finish,
         stats={
             "prompt_tokens": len(prompt),
-            "cached_prompt_tokens": 0,
+            "cached_prompt_tokens": cached,
             "output_tokens": len(out),
             "forward_passes": passes,
-            "accepted_draft_tokens": None,  # no speculation yet: not measured
+            "accepted_draft_tokens": spec.accepted,
+            "drafters": spec.stats(),
         },
         timing={
             "context_ms": None,
@@ -300,7 +348,7 @@ def generate(
             "prefill_ms": prefill_ms,
             "ttft_ms": ttft_ms,
             "decode_ms": _ms(t_first) if ttft_ms is not None else 0.0,
-            "total_ms": total_ms,
+            "total_ms": _ms(t_start),
             "simulated": None,
         },
     )
