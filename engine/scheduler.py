@@ -2,7 +2,9 @@
 
 The model (and its KV and prefix caches) is one object, so jobs never overlap; what the
 scheduler adds is ordering, `timing.queue_ms`, and cancellation: a queued job is answered
-at once, a running one is stopped by `should_stop` within one forward pass. Results go
+at once, a running one is stopped by `should_stop` within one forward pass. A job submitted
+with a `group` (a generate's `document`) supersedes the same client's older jobs of that
+group: after a keystroke only the newest suggestion for a document is worth decoding. Results go
 back to the event loop with `call_soon_threadsafe`, after every token callback the job
 made, so a client always sees its token notifications before the answer.
 """
@@ -35,6 +37,7 @@ class Job:
     future: asyncio.Future[dict[str, Any]]
     enqueued_at: float = field(default_factory=time.perf_counter)
     stop: threading.Event = field(default_factory=threading.Event)
+    group: Hashable | None = None
 
     @property
     def owner(self) -> Hashable:
@@ -110,8 +113,17 @@ class Scheduler:
         with self._cond:
             return self._running is not None
 
-    def submit(self, key: JobKey, params: Any, on_text: OnText | None) -> Job:
-        job = Job(key, params, on_text, self._loop.create_future())
+    def submit(self, key: JobKey, params: Any, on_text: OnText | None, *,
+               group: Hashable | None = None) -> Job:
+        """Queue a job; with a `group`, cancel the same owner's older jobs of that group
+        (only the owner's: one client never cancels another's work)."""
+        job = Job(key, params, on_text, self._loop.create_future(), group=group)
+        if group is not None:
+            with self._cond:
+                older = [j for j in self._jobs.values()
+                         if j.owner == job.owner and j.group == group and j.key != key]
+            for old in older:
+                self.cancel(old)
         with self._cond:
             if self._stopping:
                 raise EngineError("internal", "the engine is shutting down")

@@ -85,7 +85,8 @@ class EngineService:
                 loop.call_soon_threadsafe(conn.notify_nowait, "token", {
                     "id": msgid, "text": text, "tokens": [int(t) for t in tokens]})
 
-        job = self.scheduler.submit((conn.id, request.id), params, on_text)
+        job = self.scheduler.submit((conn.id, request.id), params, on_text,
+                                    group=params.document)
         try:
             return await job.future
         except asyncio.CancelledError:

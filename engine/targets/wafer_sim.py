@@ -9,8 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from engine.generate import MAX_STOP_STRINGS, GenerateParams, GenerateResult, generate
+from engine.generate import (
+    MAX_STOP_STRINGS,
+    DecodeState,
+    GenerateParams,
+    GenerateResult,
+    generate,
+)
+from engine.kv_cache import KVCache
 from engine.model import load_model
+from engine.prefix_cache import PrefixCache
+from engine.speculative import DraftTuner, SpecConfig, SuggestionMemory
 from engine.targets.base import OnText, ShouldStop
 from engine.tokenizer import Tokenizer
 
@@ -18,11 +27,16 @@ from engine.tokenizer import Tokenizer
 class WaferSimTarget:
     name = "wafer-sim"
 
-    def __init__(self, model_dir: str | Path) -> None:
+    def __init__(self, model_dir: str | Path, *, prefix_cache_bytes: int = 512 << 20,
+                 speculation: SpecConfig | None = None) -> None:
         self.model_dir = Path(model_dir)
         self.model = load_model(self.model_dir)
         self.tokenizer = Tokenizer.from_dir(self.model_dir)
         config = self.model.config
+        # Worker-thread state: caches and draft statistics live as long as the model.
+        self.state = DecodeState(prefix_cache=PrefixCache(max_bytes=prefix_cache_bytes),
+                                 suggestions=SuggestionMemory(), tuner=DraftTuner(),
+                                 speculation=speculation or SpecConfig())
         # Fixed at load time, so `info` never touches state the worker thread mutates.
         self._info: dict[str, Any] = {
             "model": self.model_dir.name,
@@ -32,6 +46,8 @@ class WaferSimTarget:
             "untrained": bool(config.untrained),
             "fim_order": config.fim_order,
             "special_tokens": {k: int(v) for k, v in self.tokenizer.special_ids.items()},
+            "kv_bytes_per_token": KVCache(config).bytes_per_token,
+            "prefix_cache_bytes": int(prefix_cache_bytes),
             # max_tokens is an upper bound: decoding ends at the context limit ("length").
             "limits": {
                 "max_tokens": int(self.model.context_limit),
@@ -54,4 +70,4 @@ class WaferSimTarget:
     def generate(self, params: GenerateParams, on_text: OnText | None = None,
                  should_stop: ShouldStop | None = None) -> GenerateResult:
         return generate(self.model, self.tokenizer, params, on_text=on_text,
-                        should_stop=should_stop)
+                        should_stop=should_stop, state=self.state)
