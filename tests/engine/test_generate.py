@@ -7,6 +7,7 @@ import pytest
 
 from engine.generate import (
     ContextOverflowError,
+    DecodeState,
     GenerateParams,
     GenerateResult,
     StopMatcher,
@@ -15,6 +16,7 @@ from engine.generate import (
 from engine.model import Transformer, load_model
 from engine.models import untrained_model_dir
 from engine.sampling import probabilities, sample
+from engine.speculative import PLAIN
 from engine.targets.base import ContextOverflowError as BaseContextOverflowError
 from engine.tokenizer import Tokenizer
 from engine.weights import load_checkpoint
@@ -117,7 +119,9 @@ def test_context_overflow_names_both_numbers(short_model: Transformer, tok: Toke
 
 def test_greedy_is_deterministic_and_streams(model: Transformer, tok: Tokenizer) -> None:
     chunks: list[tuple[str, list[int]]] = []
-    a = generate(model, tok, params(max_tokens=12), on_text=lambda t, ids: chunks.append((t, ids)))
+    plain = DecodeState(speculation=PLAIN)  # one token per pass, no drafts
+    a = generate(model, tok, params(max_tokens=12), on_text=lambda t, ids: chunks.append((t, ids)),
+                 state=plain)
     b = generate(model, tok, params(max_tokens=12))
     assert a.tokens == b.tokens and a.text == b.text
     assert a.finish_reason == "length" and len(a.tokens) == 12
@@ -125,7 +129,7 @@ def test_greedy_is_deterministic_and_streams(model: Transformer, tok: Tokenizer)
     assert [i for _, ids in chunks for i in ids] == a.tokens
     assert a.stats == {"prompt_tokens": len(tok.encode_prompt("def add(a, b):\n    return")),
                        "cached_prompt_tokens": 0, "output_tokens": 12,
-                       "forward_passes": 12, "accepted_draft_tokens": None}
+                       "forward_passes": 12, "accepted_draft_tokens": 0, "drafters": {}}
     t = a.timing
     assert t["queue_ms"] is None and t["simulated"] is None and t["context_ms"] is None
     assert 0 < t["prefill_ms"] <= t["ttft_ms"] <= t["total_ms"]
@@ -207,7 +211,8 @@ def test_should_stop_is_polled_per_pass(model: Transformer, tok: Tokenizer) -> N
         polls.append(1)
         return len(polls) > 4
 
-    r = generate(model, tok, params(max_tokens=50), should_stop=should_stop)
+    plain = DecodeState(speculation=PLAIN)
+    r = generate(model, tok, params(max_tokens=50), should_stop=should_stop, state=plain)
     assert r.finish_reason == "cancelled"
     assert r.stats["forward_passes"] == 4 and len(r.tokens) == 4
     r = generate(model, tok, params(max_tokens=50), should_stop=lambda: True)
