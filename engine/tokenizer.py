@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
 from functools import cache
 from pathlib import Path
 
+from tokenizers import AddedToken
 from tokenizers import Tokenizer as HFTokenizer
 
 EOS_TOKEN = "<|endoftext|>"
+_MARKER = re.compile(r"</?[^<>\s]+>")
 
 
 @cache
@@ -42,21 +45,48 @@ def _byte_decoder() -> dict[str, int]:
     return {chr(c): b for b, c in zip(printable, chars, strict=True)}
 
 
+def _is_control(token: AddedToken) -> bool:
+    """A control token: flagged special, or an added ``<...>`` marker. Qwen2.5 leaves
+    ``<|fim_prefix|>``, ``<|file_sep|>``… unflagged; tokenizers that add plain text
+    (runs of spaces, for instance) as tokens must not have those end a generation."""
+    text = token.content
+    return bool(token.special or _MARKER.fullmatch(text))
+
+
+def _eos_token(folder: Path) -> str | None:
+    """``eos_token`` of a ``tokenizer_config.json`` beside the tokenizer (a string or
+    an AddedToken-shaped object), when there is one."""
+    try:
+        config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    eos = config.get("eos_token") if isinstance(config, dict) else None
+    if isinstance(eos, dict):
+        eos = eos.get("content")
+    return eos if isinstance(eos, str) else None
+
+
 class Tokenizer:
     def __init__(self, path: str | Path) -> None:
         path = str(path)
+        spec = json.loads(Path(path).read_text(encoding="utf-8"))
         # Two instances rather than toggling one flag: encode and encode_prompt may
         # be called from different threads (tokenize RPC vs the worker).
-        self._data = HFTokenizer.from_file(path)
-        self._data.encode_special_tokens = True
-        self._prompt = HFTokenizer.from_file(path)
+        self._prompt = HFTokenizer.from_str(json.dumps(spec))
         self._prompt.encode_special_tokens = False
+        # `encode_special_tokens` only stops *special* added tokens from being matched,
+        # and Qwen2.5 adds its FIM and repository markers unflagged: the data instance
+        # flags every added token special so that no marker is parsed out of a file.
+        for tok in spec.get("added_tokens", []):
+            tok["special"] = True
+        self._data = HFTokenizer.from_str(json.dumps(spec))
+        self._data.encode_special_tokens = True
         added = self._prompt.get_added_tokens_decoder()  # {id: AddedToken}
         self.special_ids: dict[str, int] = {
-            tok.content: i for i, tok in sorted(added.items()) if tok.special
+            tok.content: i for i, tok in sorted(added.items()) if _is_control(tok)
         }
         self.vocab_size = self._prompt.get_vocab_size(with_added_tokens=True)
-        eos = self.special_ids.get(EOS_TOKEN)
+        eos = self.special_ids.get(_eos_token(Path(path).parent) or EOS_TOKEN)
         self.eos_id: int | None = eos
         self._token_bytes = self._build_token_bytes(path, added)
         # The first encode pays one-off setup (~10 ms); pay it at load, not in a request.
