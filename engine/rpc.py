@@ -258,6 +258,10 @@ class EngineClient:
     async def cancel(self, job_id: int) -> dict[str, Any]:
         return await self.call("cancel", {"id": job_id})
 
+    async def score(self, tokens: list[int]) -> list[float | None]:
+        """log p(token i | tokens before it) for each token; the first is None."""
+        return (await self.call("score", {"tokens": list(tokens)}))["logprobs"]
+
     async def tokenize(self, text: str, offsets: bool = False) -> dict[str, Any]:
         return await self.call("tokenize", {"text": text, "offsets": offsets})
 

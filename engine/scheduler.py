@@ -17,12 +17,12 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.rpc import EngineError
-from engine.targets.base import ContextOverflowError, OnText, Target
+from engine.targets.base import ContextOverflowError, OnText, ShouldStop, Target
 
 log = logging.getLogger("sparkedit.engine.scheduler")
 
@@ -38,6 +38,9 @@ class Job:
     enqueued_at: float = field(default_factory=time.perf_counter)
     stop: threading.Event = field(default_factory=threading.Event)
     group: Hashable | None = None
+    # Another exclusive use of the target (`score`): run on the worker instead of
+    # generate, and its dict answered as it is.
+    work: Callable[[ShouldStop], dict[str, Any]] | None = None
 
     @property
     def owner(self) -> Hashable:
@@ -114,10 +117,11 @@ class Scheduler:
             return self._running is not None
 
     def submit(self, key: JobKey, params: Any, on_text: OnText | None, *,
-               group: Hashable | None = None) -> Job:
+               group: Hashable | None = None,
+               work: Callable[[ShouldStop], dict[str, Any]] | None = None) -> Job:
         """Queue a job; with a `group`, cancel the same owner's older jobs of that group
         (only the owner's: one client never cancels another's work)."""
-        job = Job(key, params, on_text, self._loop.create_future(), group=group)
+        job = Job(key, params, on_text, self._loop.create_future(), group=group, work=work)
         if group is not None:
             with self._cond:
                 older = [j for j in self._jobs.values()
@@ -199,6 +203,8 @@ class Scheduler:
 
     def _run(self, job: Job, queue_ms: float) -> dict[str, Any] | EngineError:
         try:
+            if job.work is not None:
+                return job.work(job.stop.is_set)
             result = self._target.generate(job.params, job.on_text, job.stop.is_set)
         except ContextOverflowError as exc:
             return EngineError("context_overflow", str(exc))

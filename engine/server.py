@@ -17,6 +17,7 @@ import signal
 import socket
 import stat
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +48,8 @@ class EngineService:
 
     def handlers(self) -> dict[str, Any]:
         return {"hello": self.hello, "generate": self.generate, "cancel": self.cancel,
-                "tokenize": self.tokenize, "info": self.info, "health": self.health}
+                "tokenize": self.tokenize, "info": self.info, "health": self.health,
+                "score": self.score}
 
     def authorize(self, conn: Connection, request: Request) -> bool:
         return self.token is None or conn.authenticated or request.method == "hello"
@@ -91,6 +93,32 @@ class EngineService:
             return await job.future
         except asyncio.CancelledError:
             # The connection went away under us: free the worker for the others.
+            self.scheduler.cancel(job)
+            raise
+
+    async def score(self, conn: Connection, request: Request) -> dict[str, Any]:
+        from engine.scoring import tokens_from_wire
+
+        info = self.target.info()
+        try:
+            tokens = tokens_from_wire(request.params.get("tokens"),
+                                      vocab_size=int(info["vocab_size"]),
+                                      context_limit=int(info["context_limit"]))
+        except ContextOverflowError as exc:
+            raise EngineError("context_overflow", str(exc)) from exc
+        except ValueError as exc:
+            raise EngineError("invalid_params", str(exc)) from exc
+
+        def work(should_stop: Callable[[], bool]) -> dict[str, Any]:
+            logprobs = self.target.score(tokens, should_stop)
+            # Only a cancelled job (client gone, or `cancel`) stops short.
+            return {"logprobs": logprobs, "cancelled": len(logprobs) < len(tokens)}
+
+        # Through the worker: the target's model is never used by two threads at once.
+        job = self.scheduler.submit((conn.id, request.id), tokens, None, work=work)
+        try:
+            return await job.future
+        except asyncio.CancelledError:
             self.scheduler.cancel(job)
             raise
 

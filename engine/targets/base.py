@@ -40,3 +40,9 @@ class Target(Protocol):
                  should_stop: ShouldStop | None = None) -> GenerateResult:
         """Decode one job; raises ContextOverflowError when it cannot fit."""
         ...
+
+    def score(self, tokens: list[int],
+              should_stop: ShouldStop | None = None) -> list[float | None]:
+        """[None, log p(t1 | t0), ...] for validated tokens (engine.scoring.tokens_from_wire);
+        fewer entries when `should_stop` ended it early."""
+        ...

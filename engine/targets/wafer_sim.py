@@ -19,6 +19,7 @@ from engine.generate import (
 from engine.kv_cache import KVCache
 from engine.model import load_model
 from engine.prefix_cache import PrefixCache
+from engine.scoring import score
 from engine.speculative import DraftTuner, SpecConfig, SuggestionMemory
 from engine.targets.base import OnText, ShouldStop
 from engine.tokenizer import Tokenizer
@@ -71,3 +72,8 @@ class WaferSimTarget:
                  should_stop: ShouldStop | None = None) -> GenerateResult:
         return generate(self.model, self.tokenizer, params, on_text=on_text,
                         should_stop=should_stop, state=self.state)
+
+    def score(self, tokens: list[int],
+              should_stop: ShouldStop | None = None) -> list[float | None]:
+        # A fresh cache: scoring neither reads nor disturbs the prefix cache of decoding.
+        return score(self.model, tokens, should_stop)
