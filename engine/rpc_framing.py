@@ -80,7 +80,36 @@ def pack(obj: Any) -> bytes:
 
 
 def new_unpacker() -> msgpack.Unpacker:
-    return msgpack.Unpacker(raw=False, max_buffer_size=MAX_FRAME_BYTES)
+    # Invalid UTF-8 inside a msgpack string decodes to lone surrogates instead of failing
+    # the frame: the stream stays in sync, the request's id stays readable, and
+    # parse_message answers that id with where the bad string was.
+    return msgpack.Unpacker(raw=False, unicode_errors="surrogateescape",
+                            max_buffer_size=MAX_FRAME_BYTES)
+
+
+def _bad_text(obj: Any, where: str) -> str | None:
+    """Where the first string that was not valid UTF-8 sits in ``obj``, or None."""
+    if isinstance(obj, str):
+        if obj.isascii():
+            return None
+        try:
+            obj.encode("utf-8")
+        except UnicodeEncodeError:
+            return where
+        return None
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            found = _bad_text(key, f"a key of {where}") or _bad_text(value, f"{where}[{key!r}]")
+            if found:
+                return found
+    elif isinstance(obj, list | tuple):
+        for i, value in enumerate(obj):
+            # Token lists are long runs of ints: skip them without a call each.
+            if isinstance(value, str | dict | list | tuple):
+                found = _bad_text(value, f"{where}[{i}]")
+                if found:
+                    return found
+    return None
 
 
 def _is_id(value: Any) -> bool:
@@ -111,6 +140,9 @@ def parse_message(obj: Any) -> Message:
             raise MalformedFrame("a request id must be an integer")
         if not isinstance(obj[2], str):
             raise MalformedFrame("a method name must be a string", msgid)
+        bad = _bad_text(obj[2], "the method name") or _bad_text(obj[3], "params")
+        if bad:
+            raise MalformedFrame(f"{bad} is not valid UTF-8", msgid)
         return Request(msgid, obj[2], _params(obj[3], msgid))
     if kind == RESPONSE and not isinstance(kind, bool):
         if len(obj) != 4 or not (obj[1] is None or _is_id(obj[1])):
@@ -122,6 +154,9 @@ def parse_message(obj: Any) -> Message:
     if kind == NOTIFICATION and not isinstance(kind, bool):
         if len(obj) != 3 or not isinstance(obj[1], str):
             raise MalformedFrame("a notification is [2, method, params]")
+        bad = _bad_text(obj[1], "the method name") or _bad_text(obj[2], "params")
+        if bad:
+            raise MalformedFrame(f"{bad} is not valid UTF-8")
         return Notification(obj[1], _params(obj[2], None))
     raise MalformedFrame(f"unknown message type {kind!r}")
 

@@ -76,7 +76,7 @@ def test_frames_split_at_every_byte_boundary() -> None:
     assert out == [Request(1, "info", {}), Request(2, "tokenize", {"text": "é" * 50})]
 
 
-@pytest.mark.parametrize("garbage", [b"\xc1", b"\xa3\xff\xfe\xfd", b"\x81\x01\x02"])
+@pytest.mark.parametrize("garbage", [b"\xc1", b"\x91\xc1", b"\x81\x01\x02"])
 def test_bytes_that_are_not_msgpack_reset_the_reader(garbage: bytes) -> None:
     reader = FrameReader()
     out = reader.feed(garbage)
@@ -85,6 +85,29 @@ def test_bytes_that_are_not_msgpack_reset_the_reader(garbage: bytes) -> None:
     assert out[0].msgid is None
     assert str(out[0]).startswith("not msgpack: ") and len(str(out[0])) > len("not msgpack: ")
     assert reader.feed(request_frame(3, "health", {})) == [Request(3, "health", {})]
+
+
+def _raw_request(msgid: int, method: bytes, key: bytes, value: bytes) -> bytes:
+    """A request whose strings are given as raw bytes (msgpack str8), valid UTF-8 or not."""
+    def s(b: bytes) -> bytes:
+        return b"\xd9" + bytes([len(b)]) + b
+    return b"\x94\x00" + bytes([msgid]) + s(method) + b"\x81" + s(key) + s(value)
+
+
+@pytest.mark.parametrize("value", [b"x\xff", b"\xed\xa0\x80", b"\xc3"])  # surrogate: CESU
+def test_invalid_utf8_in_a_request_is_answered_with_its_id(value: bytes) -> None:
+    reader = FrameReader()
+    out = reader.feed(_raw_request(7, b"tokenize", b"text", value)
+                      + request_frame(8, "health", {}))
+    assert isinstance(out[0], MalformedFrame) and out[0].msgid == 7
+    assert str(out[0]) == "params['text'] is not valid UTF-8"
+    assert out[1] == Request(8, "health", {})  # the stream stayed in sync
+    bad_key = reader.feed(_raw_request(9, b"tokenize", b"t\xff", b"ok"))[0]
+    assert isinstance(bad_key, MalformedFrame) and "a key of params" in str(bad_key)
+    bad_method = reader.feed(_raw_request(10, b"h\xffealth", b"a", b"b"))[0]
+    assert isinstance(bad_method, MalformedFrame) and bad_method.msgid == 10
+    assert reader.feed(_raw_request(11, b"tokenize", b"text", "é".encode())) == [
+        Request(11, "tokenize", {"text": "é"})]
 
 
 @given(st.lists(st.binary(max_size=64), max_size=8))
