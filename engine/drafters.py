@@ -23,6 +23,7 @@ import numpy as np
 
 MAX_MATCH = 4  # longest tail matched against a copy source
 NEAR_WINDOW = 16  # a 1-token match counts only this close after the expected position
+MAX_TYPED = 64  # the longest typed-through part of a previous suggestion looked for
 
 
 class Drafter(Protocol):
@@ -37,13 +38,15 @@ class Drafter(Protocol):
 class CopyDrafter:
     """Drafts by copying ``source`` from the point the output has reached in it.
 
-    The point is found afresh each pass by matching the tail of prompt + output
-    (4 tokens, then 3, 2, 1) against an n-gram index of the source, preferring the
-    first match at or after the previous point: that follows the source through
-    unchanged stretches and picks it up again after an insertion or a deletion.
+    While the tokens added since the last pass continue the source at the point it
+    was left, the point just moves on. Otherwise it is found afresh by matching the
+    tail of prompt + output (4 tokens, then 3, 2, 1) against an n-gram index of the
+    source, preferring the first match at or after the previous point: that picks
+    the source up again after the model inserted or deleted something.
     A single-token match is trusted only within ``NEAR_WINDOW`` of the previous
-    point. With ``from_start`` the first pass (no output yet) proposes the source's
-    beginning, as the rewrite of a region starts where the region starts.
+    point. On the first pass (no output yet) the source is copied from its start
+    (``from_start``: a region's rewrite) or from after the longest beginning of it
+    that the prompt ends with (a previous suggestion the user has partly typed).
     """
 
     def __init__(self, name: str, source: Sequence[int], *, from_start: bool) -> None:
@@ -51,11 +54,19 @@ class CopyDrafter:
         self.source = list(source)
         self.from_start = from_start
         self.pos = 0  # index in source just after the last matched tail
+        self.seen = 0  # len(seq) at the last call; 0 before the first
         # ends[m][ngram] = sorted positions just after each occurrence of the m-gram
         self.ends: list[dict[tuple[int, ...], list[int]]] = [{} for _ in range(MAX_MATCH + 1)]
         for m in range(1, MAX_MATCH + 1):
             for end in range(m, len(self.source) + 1):
                 self.ends[m].setdefault(tuple(self.source[end - m : end]), []).append(end)
+
+    def _typed_through(self, seq: Sequence[int]) -> int:
+        """The longest j such that seq ends with source[:j] (0 if none)."""
+        for j in range(min(len(self.source), len(seq), MAX_TYPED), 0, -1):
+            if list(seq[-j:]) == self.source[:j]:
+                return j
+        return 0
 
     def _locate(self, seq: Sequence[int]) -> int | None:
         for m in range(min(MAX_MATCH, len(seq)), 0, -1):
@@ -71,11 +82,22 @@ class CopyDrafter:
         return None
 
     def propose(self, seq: Sequence[int], n_out: int, k: int) -> list[int]:
-        if n_out == 0 and self.from_start:
-            return self.source[:k]
-        end = self._locate(seq)
+        if n_out == 0:
+            # A rewrite starts where its region starts; a previous suggestion continues
+            # after the part of it that the user has typed since (the prompt's tail).
+            self.pos = 0 if self.from_start else self._typed_through(seq)
+            self.seen = len(seq)
+            return self.source[self.pos : self.pos + k]
+        # Still in step: the tokens since the last call continue the source where it
+        # was left. Checked first because repetitive code makes tail matches ambiguous.
+        fresh = list(seq[self.seen :])
+        if self.seen and fresh and self.source[self.pos : self.pos + len(fresh)] == fresh:
+            end: int | None = self.pos + len(fresh)
+        else:
+            end = self._locate(seq)
+        self.seen = len(seq)
         if end is None:
-            return [] if n_out else self.source[:k]
+            return []
         self.pos = end
         return self.source[end : end + k]
 

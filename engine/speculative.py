@@ -86,7 +86,7 @@ class DraftTuner:
         if w == 0:
             return 1.0 + self.prior_slope * n_tokens  # relative units: only ratios matter
         mean_t, mean_c = wt / w, wc / w
-        lam = 4.0 * w / (w + 1.0)  # ridge weight in T^2 units
+        lam = 0.5  # ridge weight, in units of the variance of T: matters only when T barely varies
         sxx = wt2 / w - mean_t**2
         sxy = wtc / w - mean_t * mean_c
         b = max(0.0, (sxy + lam * self.prior_slope * mean_c) / (sxx + lam))
