@@ -159,3 +159,21 @@ async def test_stop_answers_queued_jobs_and_ends_the_running_one() -> None:
     assert (await running.future)["finish_reason"] == "cancelled"
     with pytest.raises(EngineError):
         scheduler.submit(("c", 3), {"name": "late", "n": 1}, None)
+
+
+async def test_a_newer_job_for_the_same_document_cancels_the_older(sched) -> None:
+    scheduler, target = sched
+    running = scheduler.submit(("c", 1), {"name": "running", "n": 1000}, None, group="a.py")
+    while not scheduler.running:
+        await asyncio.sleep(0.005)
+    queued = scheduler.submit(("c", 2), {"name": "queued", "n": 1000}, None, group="a.py")
+    other_doc = scheduler.submit(("c", 3), {"name": "other_doc", "n": 2}, None, group="b.py")
+    other_client = scheduler.submit(("d", 1), {"name": "other_client", "n": 2}, None,
+                                    group="a.py")
+    ungrouped = scheduler.submit(("c", 5), {"name": "ungrouped", "n": 2}, None)
+    newest = scheduler.submit(("c", 4), {"name": "newest", "n": 2}, None, group="a.py")
+    assert (await asyncio.wait_for(queued.future, 0.1))["finish_reason"] == "cancelled"
+    assert (await running.future)["finish_reason"] == "cancelled"
+    for job in (other_doc, other_client, ungrouped, newest):
+        assert (await job.future)["finish_reason"] == "length"
+    assert "queued" not in target.started
