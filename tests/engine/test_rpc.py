@@ -255,6 +255,35 @@ async def test_two_clients_are_served_in_turn(engine: Engine) -> None:
         assert b_answer["timing"]["queue_ms"] > solo_b["timing"]["queue_ms"]
 
 
+async def test_a_newer_generate_for_the_same_document_cancels_the_older(
+        engine: Engine) -> None:
+    doc = {"document": "file:///work/a.py"}
+    async with await _client(engine) as client:
+        old, _ = await _first_token(client, {"prompt": "import os\n", "max_tokens": LONG} | doc)
+        other = asyncio.create_task(client.generate(
+            {"prompt": "x = 1\n", "max_tokens": 4, "document": "file:///work/b.py"}))
+        newer = await asyncio.wait_for(client.generate(
+            {"prompt": "import sys\n", "max_tokens": 4} | doc), 30)
+        assert (await asyncio.wait_for(old, 5))["finish_reason"] == "cancelled"
+        assert newer["finish_reason"] != "cancelled" and newer["tokens"]
+        assert (await asyncio.wait_for(other, 30))["finish_reason"] != "cancelled"
+
+
+async def test_a_draft_changes_speed_not_output(engine: Engine) -> None:
+    async with await _client(engine) as client:
+        assert (await client.info())["kv_bytes_per_token"] > 0
+        # 100 prompt tokens no other test sends: the first answer is cold.
+        params = {"tokens": [13 + (i * 7919) % 8000 for i in range(100)], "max_tokens": 24}
+        plain = await client.generate(params)
+        assert plain["stats"]["cached_prompt_tokens"] == 0
+        drafted = await client.generate(params | {"draft": plain["text"]})
+        assert drafted["tokens"] == plain["tokens"]
+        stats = drafted["stats"]
+        assert stats["accepted_draft_tokens"] > 0 and "region" in stats["drafters"]
+        assert stats["forward_passes"] <= plain["stats"]["forward_passes"]
+        assert stats["cached_prompt_tokens"] == 64  # one whole block; the rest is prefilled
+
+
 # ---------------------------------------------------------------------------- lifecycle
 
 
