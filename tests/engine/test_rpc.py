@@ -247,6 +247,7 @@ async def test_two_clients_are_served_in_turn(engine: Engine) -> None:
         sent = time.perf_counter()
         b_answer = await b.generate(b_params)
         a_answer = await a_task
+        await asyncio.sleep(0)  # done-callbacks run on the loop's next turn, not at the await
         assert a_answer["finish_reason"] == "length" and len(a_answer["tokens"]) == 300
         assert b_answer["tokens"] == solo_b["tokens"]
         # B sat in the queue until A's decode finished.
