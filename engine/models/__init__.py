@@ -6,12 +6,11 @@ from pathlib import Path
 
 
 def default_model_dir() -> Path:
-    """The embedded model: for now the untrained placeholder.
+    """The embedded model: `sparkedit-coder-3m`, trained by scripts/train_tiny_model.py.
 
-    A trained model will replace it; callers must not assume it is untrained
-    (read ``ModelConfig.untrained`` instead).
+    Callers must not assume it is trained or untrained (read ``ModelConfig.untrained``).
     """
-    return Path(__file__).resolve().parent / "tiny-untrained"
+    return Path(__file__).resolve().parent / "sparkedit-coder-3m"
 
 
 def untrained_model_dir() -> Path:

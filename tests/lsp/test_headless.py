@@ -99,3 +99,13 @@ def test_an_engine_that_cannot_start_exits_1_with_an_explanation(tmp_path):
     done = suggest(str(SAMPLE), "--at", "1:1", model=["--model", str(tmp_path / "missing-model")])
     assert done.returncode == 1
     assert "engine" in done.stderr
+
+
+def test_the_default_model_is_the_trained_one_and_is_not_labelled_untrained():
+    done = suggest(str(SAMPLE), "--at", "36:25", "--json", model=[])
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["model"] == {"name": "sparkedit-coder-3m", "untrained": False}
+    assert out["text"] and "untrained" not in done.stderr
+    # The model's context is 1024 tokens: the default budget is fitted inside it.
+    assert out["stats"]["prompt_tokens"] <= 1024 - out["stats"]["output_tokens"]
