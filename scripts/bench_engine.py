@@ -6,7 +6,10 @@ a. Real edits (tests/data/edits/*.jsonl, mined by scripts/mine_edits.py) in the 
    and speculative (drafters region, previous, lookup; the draft is ``region_old``).
    Each mode has its own ``DecodeState`` (no prefix cache, no suggestion memory), so
    nothing leaks from one mode to the other; the modes alternate per edit so that both
-   see the same machine load. Outputs must be identical token for token.
+   see the same machine load. Outputs must be identical token for token. A third mode,
+   the same request repeated (the ``previous`` drafter holds the first answer), is the
+   ceiling; a replay of the drafters on known outputs with the measured pass costs
+   (``project``) says how much a model that made the real edit would gain.
 b. Time to first token cold vs with a warm prefix (64 new prompt tokens on top of a
    cached prefix) at 2k, 8k and 32k prompt tokens, through ``generate()`` with a
    ``PrefixCache``, on the untrained placeholder (context 131072): the trained embedded
@@ -40,8 +43,11 @@ from engine_bench_parts import (  # noqa: E402
     big_model,
     blas_threads,
     copy_bandwidth,
+    copyable_fraction,
     decode_floor,
     pass_costs,
+    projections,
+    read_bandwidth,
     table,
     token_stream,
 )
@@ -50,7 +56,7 @@ from engine.generate import DecodeState, GenerateParams, GenerateResult, generat
 from engine.model import Transformer, load_model  # noqa: E402
 from engine.models import default_model_dir, untrained_model_dir  # noqa: E402
 from engine.prefix_cache import PrefixCache  # noqa: E402
-from engine.speculative import PLAIN, SpecConfig  # noqa: E402
+from engine.speculative import PLAIN, SpecConfig, SuggestionMemory  # noqa: E402
 from engine.tokenizer import Tokenizer  # noqa: E402
 
 EDITS = REPO / "tests" / "data" / "edits" / "click-8.1.7-8.1.8.jsonl"
@@ -88,7 +94,8 @@ def edit_prompt(tok: Tokenizer, edit: dict[str, Any], limit: int, max_tokens: in
 
 
 def run_one(model: Transformer, tok: Tokenizer, ids: list[int], max_tokens: int,
-            draft: str | None, state: DecodeState) -> tuple[GenerateResult, int, float]:
+            draft: str | None, state: DecodeState, document: str | None = None
+            ) -> tuple[GenerateResult, int, float]:
     """(result, tokens the first pass emitted, wall seconds)."""
     first: list[int] = []
 
@@ -98,14 +105,26 @@ def run_one(model: Transformer, tok: Tokenizer, ids: list[int], max_tokens: int,
 
     t0 = time.perf_counter()
     result = generate(model, tok, GenerateParams(tokens=tuple(ids), max_tokens=max_tokens,
-                                                 draft=draft), on_text=on_text, state=state)
+                                                 draft=draft, document=document),
+                      on_text=on_text, state=state)
     return result, (first[0] if first else 0), time.perf_counter() - t0
 
 
+MODES = ("plain", "speculative", "repeat")
+
+
 def bench_edits(model: Transformer, tok: Tokenizer, edits: list[dict[str, Any]]
-                ) -> dict[str, Any]:
-    plain_state = DecodeState(speculation=PLAIN)
-    spec_state = DecodeState(speculation=SpecConfig())
+                ) -> tuple[dict[str, Any], list[tuple[list[int], ...]]]:
+    """Three modes per edit, alternating: plain greedy; speculative (the engine's default
+    drafters, draft = region_old); and "repeat", the same request asked again for the same
+    place, where the ``previous`` drafter (put first) holds the first answer. The repeat
+    mode is the ceiling of speculation on this model and machine: acceptance near 100%,
+    so what remains is the cost of passes of K tokens. Also returns, per edit, (prompt,
+    region_old, region_new + EOS, plain output + EOS if it ended so) for ``project``."""
+    states = {"plain": DecodeState(speculation=PLAIN),
+              "speculative": DecodeState(speculation=SpecConfig()),
+              "repeat": DecodeState(suggestions=SuggestionMemory(), speculation=SpecConfig(
+                  drafters=("previous", "region", "lookup")))}
     prepared = []
     for e in edits:
         max_tokens = len(tok.encode(e["region_new"])) + EXTRA_TOKENS
@@ -116,14 +135,21 @@ def bench_edits(model: Transformer, tok: Tokenizer, edits: list[dict[str, Any]]
     run_one(model, tok, ids0, mt0, e0["region_old"], DecodeState())
     acc: dict[str, dict[str, float]] = {m: {"tokens": 0, "seconds": 0.0, "passes": 0,
                                             "after_first_tokens": 0, "after_first_s": 0.0}
-                                        for m in ("plain", "speculative")}
-    drafters: dict[str, dict[str, int]] = {}
-    mismatches, exact_new, copied, prompt_tokens, ratios = [], 0, 0, [], []
+                                        for m in MODES}
+    drafters: dict[str, dict[str, dict[str, int]]] = {m: {} for m in MODES}
+    mismatches: list[dict[str, Any]] = []
+    exact_new, copied, prompt_tokens, ratios = 0, 0, [], []
+    known: list[tuple[list[int], ...]] = []
+    eos = [tok.eos_id] if tok.eos_id is not None else []
     for i, (e, ids, max_tokens) in enumerate(prepared):
-        runs = {}
-        for mode, draft, state in (("plain", None, plain_state),
-                                   ("speculative", e["region_old"], spec_state)):
-            result, first, seconds = run_one(model, tok, ids, max_tokens, draft, state)
+        runs: dict[str, GenerateResult] = {}
+        for mode in MODES:
+            state, doc = states[mode], f"edit-{i}"
+            if mode == "repeat":  # what the first request for this place left behind
+                assert state.suggestions is not None
+                state.suggestions.remember(doc, ids, runs["plain"].tokens)
+            draft = None if mode == "plain" else e["region_old"]
+            result, first, seconds = run_one(model, tok, ids, max_tokens, draft, state, doc)
             runs[mode] = result
             a = acc[mode]
             a["tokens"] += len(result.tokens)
@@ -131,34 +157,37 @@ def bench_edits(model: Transformer, tok: Tokenizer, edits: list[dict[str, Any]]
             a["passes"] += result.stats["forward_passes"]
             a["after_first_tokens"] += len(result.tokens) - first
             a["after_first_s"] += seconds - result.timing["ttft_ms"] / 1e3
-        plain, spec = runs["plain"], runs["speculative"]
-        if plain.tokens != spec.tokens:
-            mismatches.append({"edit": i, "path": e["path"], "line": e["line"]})
-        for name, c in spec.stats["drafters"].items():
-            d = drafters.setdefault(name, {"drafted": 0, "accepted": 0, "passes": 0})
-            for k in d:
-                d[k] += c[k]
+            for name, c in result.stats["drafters"].items():
+                d = drafters[mode].setdefault(name, {"drafted": 0, "accepted": 0, "passes": 0})
+                for k in d:
+                    d[k] += c[k]
+            if result.tokens != runs["plain"].tokens:
+                mismatches.append({"edit": i, "mode": mode, "path": e["path"],
+                                   "line": e["line"]})
+        plain = runs["plain"]
         exact_new += plain.text == e["region_new"]
         copied += plain.text == e["region_old"]
         prompt_tokens.append(len(ids))
-        if spec.timing["total_ms"] > 0:
-            ratios.append(plain.timing["total_ms"] / spec.timing["total_ms"])
+        known.append((ids, tok.encode(e["region_old"]), tok.encode(e["region_new"]) + eos,
+                      plain.tokens + (eos if plain.finish_reason == "eos" else [])))
+        ratios.append(plain.timing["total_ms"] / runs["speculative"].timing["total_ms"])
     out: dict[str, Any] = {"edits": len(prepared), "mismatches": len(mismatches),
                            "mismatched": mismatches,
                            "prompt_tokens_median": statistics.median(prompt_tokens),
                            "output_equals_region_new": exact_new / len(prepared),
                            "output_equals_region_old": copied / len(prepared),
-                           "per_edit_speedup_median": statistics.median(ratios),
-                           "drafters": {n: {**d, "acceptance": d["accepted"] / max(1, d["drafted"])}
-                                        for n, d in drafters.items()}}
+                           "per_edit_speedup_median": statistics.median(ratios)}
     for mode, a in acc.items():
         out[mode] = {**a, "tokens_per_s": a["tokens"] / a["seconds"],
                      "tokens_per_pass": a["tokens"] / a["passes"],
-                     "after_first_tokens_per_s": a["after_first_tokens"] / a["after_first_s"]}
-    out["speedup"] = out["speculative"]["tokens_per_s"] / out["plain"]["tokens_per_s"]
-    out["speedup_after_first"] = (out["speculative"]["after_first_tokens_per_s"]
-                                  / out["plain"]["after_first_tokens_per_s"])
-    return out
+                     "after_first_tokens_per_s": a["after_first_tokens"] / a["after_first_s"],
+                     "drafters": {n: {**d, "acceptance": d["accepted"] / max(1, d["drafted"])}
+                                  for n, d in drafters[mode].items()}}
+        out[mode]["speedup"] = a["tokens"] / a["seconds"] / out["plain"]["tokens_per_s"]
+        out[mode]["speedup_after_first"] = (out[mode]["after_first_tokens_per_s"]
+                                            / out["plain"]["after_first_tokens_per_s"])
+    out["speedup"] = out["speculative"]["speedup"]
+    return out, known
 
 
 # ---------------------------------------------------------------------------------------
@@ -201,6 +230,26 @@ def bench_ttft(model: Transformer, tok: Tokenizer, stream: list[int], sizes: lis
                      "warm_over_cold": warm["ttft_ms"] / cold["ttft_ms"],
                      "warm_runs_ms": [w["ttft_ms"] for w in warms]})
     return rows
+
+
+# ---------------------------------------------------------------------------------------
+# why: speculation replayed on known outputs with the measured pass costs
+
+
+def print_projection(pr: dict[str, Any], ed: dict[str, Any]) -> None:
+    costs = ", ".join(f"K={k}: {v:.2f}" for k, v in pr["pass_ms"].items())
+    print(f"\na'. Why: speculation replayed on known outputs with the engine's drafters "
+          f"and tuner, costed with passes measured at {pr['pass_cost_context']} cached tokens "
+          f"({costs} ms) plus generate()'s {pr['overhead_ms_per_pass']:.2f} ms per pass")
+    table(["output", "tok/pass (after 1st)", "projected speedup (after 1st)",
+           "measured"],
+          [["the model's own (repeat request, previous drafter)",
+            f"{pr['repeat']['tokens_per_pass']:.2f}",
+            f"{pr['repeat']['speedup_after_first']:.2f}x",
+            f"{ed['repeat']['speedup_after_first']:.2f}x"],
+           ["region_new, i.e. a model that makes the real edit (draft region_old)",
+            f"{pr['perfect_model']['tokens_per_pass']:.2f}",
+            f"{pr['perfect_model']['speedup_after_first']:.2f}x", "-"]])
 
 
 # ---------------------------------------------------------------------------------------
@@ -249,28 +298,39 @@ def main() -> int:
         lines = args.edits_file.read_text(encoding="utf-8").splitlines()
         edits = [json.loads(x) for x in lines if x.strip()]
         edits = edits[: args.edits] if args.edits else edits
-        r = bench_edits(model, tok, edits)
+        r, known = bench_edits(model, tok, edits)
+        eos = {tok.eos_id}
+        r["region_new_tokens_in_region_old"] = copyable_fraction(
+            [(old, [t for t in new if t not in eos]) for _, old, new, _ in known])
         report["edits"] = r
-        p, s = r["plain"], r["speculative"]
         print(f"\na. Greedy edits: {r['edits']} real edits ({edits[0]['source']}), "
               f"{model_dir.name}, median prompt {r['prompt_tokens_median']:.0f} tokens, "
               f"history empty, draft = region_old, max_tokens = region_new tokens + "
               f"{EXTRA_TOKENS}")
+        names = {"plain": "plain greedy", "speculative": "speculative (draft = region_old)",
+                 "repeat": "repeat request (previous drafter; ceiling)"}
         table(["mode", "tokens", "passes", "tok/pass", "tok/s (whole edit)",
-               "tok/s (after 1st token)"],
-              [[m, f"{x['tokens']:.0f}", f"{x['passes']:.0f}", f"{x['tokens_per_pass']:.2f}",
-                f"{x['tokens_per_s']:.0f}", f"{x['after_first_tokens_per_s']:.0f}"]
-               for m, x in (("plain greedy", p), ("speculative", s))]
-              + [["speculative / plain", "", "", "", f"{r['speedup']:.2f}x",
-                  f"{r['speedup_after_first']:.2f}x"]])
-        table(["drafter", "drafted", "accepted", "acceptance", "passes"],
-              [[n, d["drafted"], d["accepted"], f"{d['acceptance']:.1%}", d["passes"]]
-               for n, d in r["drafters"].items()])
-        print(f"outputs identical token for token: {r['edits'] - r['mismatches']}/{r['edits']} "
-              f"(mismatches: {r['mismatches']}); median per-edit speedup "
+               "tok/s (after 1st token)", "speedup (whole)", "speedup (after 1st)"],
+              [[names[m], f"{x['tokens']:.0f}", f"{x['passes']:.0f}",
+                f"{x['tokens_per_pass']:.2f}", f"{x['tokens_per_s']:.0f}",
+                f"{x['after_first_tokens_per_s']:.0f}", f"{x['speedup']:.2f}x",
+                f"{x['speedup_after_first']:.2f}x"] for m, x in ((m, r[m]) for m in MODES)])
+        table(["mode", "drafter", "drafted", "accepted", "acceptance", "passes"],
+              [[m, n, d["drafted"], d["accepted"], f"{d['acceptance']:.1%}", d["passes"]]
+               for m in MODES[1:] for n, d in r[m]["drafters"].items()])
+        pairs = r["edits"] * (len(MODES) - 1)
+        print(f"outputs identical to plain greedy token for token: {pairs - r['mismatches']}/"
+              f"{pairs} runs (mismatches: {r['mismatches']}); median per-edit speedup "
               f"{r['per_edit_speedup_median']:.2f}x; output == region_new "
               f"{r['output_equals_region_new']:.0%}, == region_old "
-              f"{r['output_equals_region_old']:.0%}")
+              f"{r['output_equals_region_old']:.0%}; tokens of region_new found in region_old "
+              f"(difflib): {r['region_new_tokens_in_region_old']:.0%}")
+        if "pass" not in skip:  # costed right after part a, under the same conditions
+            median = int(r["prompt_tokens_median"])  # where the edits decode
+            report["pass_cost"] = pass_costs(model, model_dir.name, [median])
+            report["projection"] = projections(r, known, report["pass_cost"][0],
+                                               c.vocab_size, tok.eos_id)
+            print_projection(report["projection"], r)
 
     untrained = tok_u = stream = None
     if not {"ttft", "pass"} <= skip:
@@ -294,14 +354,16 @@ def main() -> int:
     if "pass" not in skip:
         contexts = [int(x) for x in args.pass_contexts.split(",") if x]
         own_ctx = min(contexts[0], model.context_limit - 64)
-        rows = pass_costs(model, model_dir.name, [own_ctx])
+        rows = report.get("pass_cost", []) + pass_costs(model, model_dir.name, [own_ctx])
         if model_dir.resolve() != untrained_dir.resolve():
             rows += pass_costs(untrained, untrained_dir.name, contexts)
         report["pass_cost"] = rows
     if "floor" not in skip:
-        bw = copy_bandwidth()
+        bw, rbw = copy_bandwidth(), read_bandwidth()
         big = big_model()
-        report["copy_bandwidth"], report["floor"] = bw, decode_floor(big, bw)
+        report["copy_bandwidth"], report["read_bandwidth"] = bw, rbw
+        report["floor"] = decode_floor(big, bw)
+        report["floor"]["gemv_floor_ms"] = report["floor"]["weight_bytes"] / rbw["gb_per_s"] / 1e6
         if args.big_context and "pass" not in skip:
             report["pass_cost"] += pass_costs(big, "random-100m (d.)", [args.big_context])
         del big
@@ -316,9 +378,12 @@ def main() -> int:
         print(f"\nd. One decode step of a {f['params'] / 1e6:.0f}M-parameter Llama "
               f"({f['shape']}), random float32 weights, {f['context']} cached tokens")
         table(["weight bytes", "copy bandwidth (1 thread)", "floor ms", "measured ms",
-               "measured / floor"],
+               "measured / floor", "gemv read bandwidth (BLAS threads)", "gemv floor ms",
+               "measured / gemv floor"],
               [[f"{f['weight_bytes'] / 1e6:.0f} MB", f"{bw['gb_per_s']:.2f} GB/s",
-                f"{f['floor_ms']:.1f}", f"{f['step_ms']:.1f}", f"{f['ratio']:.2f}x"]])
+                f"{f['floor_ms']:.1f}", f"{f['step_ms']:.1f}", f"{f['ratio']:.2f}x",
+                f"{rbw['gb_per_s']:.2f} GB/s", f"{f['gemv_floor_ms']:.1f}",
+                f"{f['step_ms'] / f['gemv_floor_ms']:.2f}x"]])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, default=str))
     print(f"\nwrote {args.out}")

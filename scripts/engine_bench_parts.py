@@ -1,11 +1,13 @@
-"""Pieces of scripts/bench_engine.py that do not need a trained model: the cost of a pass of
-K tokens, a ~100M-parameter Llama with random weights against its memory-bandwidth floor,
-the copy bandwidth, the BLAS thread count, a stream of real code tokens, and the table
-printer."""
+"""Pieces of scripts/bench_engine.py: the cost of a pass of K tokens, a ~100M-parameter
+Llama with random weights against its memory-bandwidth floor (copy and gemv bandwidths),
+the BLAS thread count, a stream of real code tokens, the table printer, and the "why" of
+the edit rows: the share of new-region tokens a copy can supply, and speculation replayed
+on known outputs with the engine's own drafters and tuner, costed with measured passes."""
 
 from __future__ import annotations
 
 import ctypes
+import difflib
 import glob
 import os
 import statistics
@@ -19,6 +21,7 @@ import numpy as np
 from engine.kv_cache import KVCache
 from engine.model import ModelConfig, Transformer
 from engine.rope import RopeConfig
+from engine.speculative import DraftTuner, SpecConfig, Speculation
 from engine.tokenizer import Tokenizer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -79,10 +82,14 @@ def _median_ms(fn: Any, reps: int, warm: int = 2) -> float:
     return statistics.median(times)
 
 
-def pass_costs(model: Transformer, name: str, contexts: list[int], reps: int = 15
+def pass_costs(model: Transformer, name: str, contexts: list[int], reps: int = 31
                ) -> list[dict[str, Any]]:
     """Median ms of one forward pass of K tokens on top of `context` cached tokens, as a
-    verification pass runs it (K rows of logits). Token values do not change the cost."""
+    verification pass runs it (K rows of logits). Token values do not change the cost.
+    A model whose weights exceed 64 MB gets a third of the repetitions (its passes are
+    slow and steadier)."""
+    if weight_bytes(model) > 64 << 20:
+        reps = max(5, reps // 3)
     rng = np.random.default_rng(0)
     vocab = model.config.vocab_size
     rows = []
@@ -98,7 +105,7 @@ def pass_costs(model: Transformer, name: str, contexts: list[int], reps: int = 1
                 cache.truncate(ctx)  # every pass runs at exactly `ctx` cached tokens
                 model.forward(toks, cache, last_n=k)
 
-            ms[str(k)] = _median_ms(one, reps if k < 64 else max(5, reps // 2))
+            ms[str(k)] = _median_ms(one, reps)
         rows.append({"model": name, "context": ctx, "ms": ms,
                      "ms_per_token": {k: v / int(k) for k, v in ms.items()}})
     return rows
@@ -112,6 +119,17 @@ def copy_bandwidth(mib: int = 256, reps: int = 7) -> dict[str, Any]:
     best = min(_timed(lambda: np.copyto(dst, src)) for _ in range(reps))
     return {"bytes": src.nbytes, "best_s": best, "gb_per_s": src.nbytes / best / 1e9,
             "reps": reps}
+
+
+def read_bandwidth(mib: int = 256, reps: int = 7) -> dict[str, Any]:
+    """Best-of-`reps` matrix-vector product over a `mib` MiB float32 matrix: the rate at
+    which BLAS (with its threads) streams weights, which is what a decode step does. On
+    this machine it beats the single-thread copy, so the copy floor is not a hard floor."""
+    a = np.ones((mib << 8, 1024), np.float32)
+    v = np.ones(1024, np.float32)
+    best = min(_timed(lambda: a @ v) for _ in range(reps))
+    return {"bytes": a.nbytes, "best_s": best, "gb_per_s": a.nbytes / best / 1e9,
+            "reps": reps, "blas_threads": blas_threads()}
 
 
 def _timed(fn: Any) -> float:
@@ -180,3 +198,83 @@ def decode_floor(model: Transformer, bandwidth: dict[str, Any], context: int = 1
              f"{s['intermediate_size']}, vocab {s['vocab_size']}, tied embeddings")
     return {"params": params, "shape": shape, "weight_bytes": nbytes, "context": context,
             "step_ms": ms, "floor_ms": floor_ms, "ratio": ms / floor_ms, "reps": reps}
+
+
+def interpolate_cost(ms_by_k: dict[str, float]) -> Any:
+    """Piecewise-linear pass cost (ms) in the number of tokens a pass runs, through the
+    measured points K = 1, 4, 16, 64 (extrapolated past the last)."""
+    xs = [int(k) for k in ms_by_k]
+    ys = [ms_by_k[str(k)] for k in xs]
+
+    def cost(t: int) -> float:
+        if t >= xs[-1]:
+            return ys[-1] + (t - xs[-1]) * (ys[-1] - ys[-2]) / (xs[-1] - xs[-2])
+        return float(np.interp(t, xs, ys))
+
+    return cost
+
+
+def project(items: list[tuple[list[int], list[int], list[int], str]], vocab: int,
+            cost: Any, overhead_ms: float, eos: int | None) -> dict[str, Any]:
+    """Speculation replayed without the model: the engine's own drafters and DraftTuner
+    (fed the measured pass cost) propose drafts, and a pass accepts the longest prefix of
+    the draft that equals the known output. items: (prompt, source of the copy drafter,
+    output, drafter name: "region" or "previous"). Returns decode passes (after the first)
+    and the projected rate after the first token over plain decoding's (one token per pass),
+    both paying the measured per-pass overhead of generate(). An EOS is emitted, not counted
+    as a token (as generate() counts)."""
+    tuner = DraftTuner()
+    passes = tokens = 0
+    spec_ms = 0.0
+    for prompt, source, output, drafter in items:
+        spec = Speculation(SpecConfig(drafters=(drafter, "lookup")), tuner, prompt=prompt,
+                           region=source if drafter == "region" else None,
+                           previous=source if drafter == "previous" else None,
+                           vocab_size=vocab)
+        seq, n = list(prompt), 0
+        while n < len(output):
+            name, draft = spec.propose(seq, n, len(output) + 16 - n - 1)
+            acc = 0
+            while acc < len(draft) and n + acc < len(output) and draft[acc] == output[n + acc]:
+                acc += 1
+            new = output[n : n + acc + 1]
+            t = len(draft) + 1
+            spec.record(name, len(draft), acc, t if n else None, cost(t) / 1e3)
+            if n:  # the first pass carries the prompt: the same prefill in both modes
+                passes += 1
+                tokens += sum(1 for x in new if x != eos)
+                spec_ms += cost(t) + overhead_ms
+            seq += new
+            n += len(new)
+    plain_ms_per_token = cost(1) + overhead_ms
+    return {"decode_passes": passes, "decode_tokens": tokens,
+            "tokens_per_pass": tokens / max(1, passes), "projected_ms": spec_ms,
+            "plain_ms_per_token": plain_ms_per_token,
+            "speedup_after_first": tokens * plain_ms_per_token / max(1e-9, spec_ms)}
+
+
+def copyable_fraction(pairs: list[tuple[list[int], list[int]]]) -> float:
+    """Share of the new regions' tokens that difflib matches in the old regions: an upper
+    bound on what a copy drafter can supply; every other token costs a pass of its own."""
+    matched = total = 0
+    for old, new in pairs:
+        blocks = difflib.SequenceMatcher(None, old, new, autojunk=False).get_matching_blocks()
+        matched += sum(b.size for b in blocks)
+        total += len(new)
+    return matched / max(1, total)
+
+
+def projections(edits: dict[str, Any], known: list[tuple[list[int], ...]],
+                costs: dict[str, Any], vocab: int, eos: int | None) -> dict[str, Any]:
+    """Tokens per pass and speedup after the first token if the model's output were known:
+    region_new (a model that makes the real edit, drafted from region_old) and the plain
+    output (the repeat mode, as a check of the projection against its measurement)."""
+    cost = interpolate_cost(costs["ms"])
+    plain = edits["plain"]
+    overhead = max(0.0, 1e3 * plain["after_first_s"] / plain["after_first_tokens"] - cost(1))
+    return {"pass_cost_context": costs["context"], "pass_ms": costs["ms"],
+            "overhead_ms_per_pass": overhead,
+            "perfect_model": project([(p, old, new, "region") for p, old, new, _ in known],
+                                     vocab, cost, overhead, eos),
+            "repeat": project([(p, out, out, "previous") for p, _, _, out in known],
+                              vocab, cost, overhead, eos)}
