@@ -13,7 +13,7 @@ from engine.generate import (
     StopMatcher,
     generate,
 )
-from engine.model import Transformer, load_model
+from engine.model import Transformer
 from engine.models import untrained_model_dir
 from engine.sampling import probabilities, sample
 from engine.speculative import PLAIN
@@ -23,20 +23,10 @@ from engine.weights import load_checkpoint
 
 
 @pytest.fixture(scope="module")
-def model() -> Transformer:
-    return load_model(untrained_model_dir())
-
-
-@pytest.fixture(scope="module")
 def short_model(model: Transformer) -> Transformer:
     """The embedded model with a 16-token context."""
     cfg = model.config.replace(max_position_embeddings=16)
     return Transformer(cfg, load_checkpoint(untrained_model_dir()))
-
-
-@pytest.fixture(scope="module")
-def tok() -> Tokenizer:
-    return Tokenizer.from_dir(untrained_model_dir())
 
 
 def params(**kw) -> GenerateParams:

@@ -4,27 +4,15 @@ least recently used blocks go first, and generate reports the reuse."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from engine.generate import DecodeState, GenerateParams, generate
 from engine.kv_cache import KVCache
-from engine.model import Transformer, load_model
-from engine.models import untrained_model_dir
+from engine.model import Transformer
 from engine.prefix_cache import PrefixCache
 from engine.speculative import PLAIN
 from engine.tokenizer import Tokenizer
 
 B = 8  # block size used throughout
-
-
-@pytest.fixture(scope="module")
-def model() -> Transformer:
-    return load_model(untrained_model_dir())
-
-
-@pytest.fixture(scope="module")
-def tok() -> Tokenizer:
-    return Tokenizer.from_dir(untrained_model_dir())
 
 
 def tokens(n: int, seed: int) -> list[int]:

@@ -16,23 +16,12 @@ from hypothesis import strategies as st
 from engine.drafters import CopyDrafter, PromptLookup, SuggestionMemory
 from engine.generate import DecodeState, GenerateParams, generate
 from engine.kv_cache import KVCache
-from engine.model import ModelConfig, Transformer, load_model
-from engine.models import untrained_model_dir
+from engine.model import ModelConfig, Transformer
 from engine.prefix_cache import PrefixCache
 from engine.speculative import PLAIN, DraftTuner, SpecConfig, expected_tokens, verify
 from engine.tokenizer import Tokenizer
 
 FIRST_TEXT_ID = 13  # ids below are control tokens of the embedded tokenizer
-
-
-@pytest.fixture(scope="module")
-def model() -> Transformer:
-    return load_model(untrained_model_dir())
-
-
-@pytest.fixture(scope="module")
-def tok() -> Tokenizer:
-    return Tokenizer.from_dir(untrained_model_dir())
 
 
 # --- drafters --------------------------------------------------------------------------

@@ -6,7 +6,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.models import untrained_model_dir
 from engine.tokenizer import Tokenizer
 
 SPECIALS = [
@@ -14,11 +13,6 @@ SPECIALS = [
     "<|fim_middle|>", "<|fim_pad|>", "<|edit_history|>", "<|instruction|>",
     "<|region_start|>", "<|cursor|>", "<|region_end|>", "<|rewrite|>",
 ]
-
-
-@pytest.fixture(scope="module")
-def tok() -> Tokenizer:
-    return Tokenizer.from_dir(untrained_model_dir())
 
 
 def test_special_tokens(tok: Tokenizer) -> None:
