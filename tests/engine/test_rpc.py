@@ -14,7 +14,7 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,18 +160,26 @@ async def test_a_prompt_beyond_the_context_is_context_overflow(engine: Engine) -
         assert err.value.code == "invalid_params"
 
 
-async def test_malformed_frames_get_errors_and_the_connection_keeps_serving(
-        engine: Engine) -> None:
-    reader, writer = await asyncio.open_unix_connection(engine.address)
+def frame_reader(reader: asyncio.StreamReader, timeout_s: float
+                 ) -> Callable[[], Awaitable[list]]:
+    """Raw msgpack frames from a socket, one per call: for tests that bypass EngineClient."""
     unpacker = msgpack.Unpacker(raw=False)
 
     async def next_frame() -> list:
         while True:
             for frame in unpacker:
                 return frame
-            data = await asyncio.wait_for(reader.read(65536), 10)
+            data = await asyncio.wait_for(reader.read(65536), timeout_s)
             assert data, "the engine hung up"
             unpacker.feed(data)
+
+    return next_frame
+
+
+async def test_malformed_frames_get_errors_and_the_connection_keeps_serving(
+        engine: Engine) -> None:
+    reader, writer = await asyncio.open_unix_connection(engine.address)
+    next_frame = frame_reader(reader, timeout_s=10)
 
     async def answer_to(msgid: int) -> list:
         while (frame := await next_frame())[1] != msgid:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from test_rpc import Engine, start_engine  # same folder: the engine-process helpers
+from test_rpc import Engine, frame_reader, start_engine  # same folder: the engine-process helpers
 
 from engine.model import load_model
 from engine.models import untrained_model_dir
@@ -127,17 +127,7 @@ def _str8(b: bytes) -> bytes:
 
 async def test_invalid_utf8_is_answered_with_the_request_id(engine: Engine) -> None:
     reader, writer = await asyncio.open_unix_connection(engine.address)
-    import msgpack
-
-    unpacker = msgpack.Unpacker(raw=False)
-
-    async def answer() -> list:
-        while True:
-            for frame in unpacker:
-                return frame
-            data = await asyncio.wait_for(reader.read(65536), 30)
-            assert data, "the engine hung up"
-            unpacker.feed(data)
+    answer = frame_reader(reader, timeout_s=30)
 
     try:
         for msgid, method, key, value in [(5, b"generate", b"prompt", b"def f(\xff):"),
