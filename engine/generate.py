@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.healing import MAX_HEAL_CHARS, Healing
 from engine.kv_cache import KVCache
 from engine.model import Transformer
 from engine.prefix_cache import PrefixCache
@@ -73,6 +74,7 @@ class GenerateParams:
     stop: tuple[str, ...] = ()
     draft: str | None = None  # text the output is expected to copy (an edit's region)
     document: str | None = None  # a newer job for the same document cancels this one
+    heal: str | None = None  # the output must begin with this text, which is then removed
     stream: bool = False
 
     @classmethod
@@ -131,6 +133,10 @@ class GenerateParams:
         document = wire.get("document")
         if document is not None and not isinstance(document, str):
             raise ValueError(f"document: must be a string or null, got {type(document).__name__}")
+        heal = wire.get("heal")
+        if heal is not None and (not isinstance(heal, str) or len(heal) > MAX_HEAL_CHARS):
+            raise ValueError(f"heal: must be a string of at most {MAX_HEAL_CHARS} characters "
+                             "or null")
         stream = wire.get("stream", False)
         if not isinstance(stream, bool):
             raise ValueError(f"stream: must be a boolean, got {stream!r}")
@@ -144,6 +150,7 @@ class GenerateParams:
             stop=tuple(stop),
             draft=draft,
             document=document,
+            heal=heal or None,
             stream=stream,
         )
 
@@ -270,6 +277,7 @@ def generate(
     region = tokenizer.encode(params.draft) if params.draft else None
     spec = Speculation(state.speculation, state.tuner, prompt=prompt, region=region,
                        previous=previous, vocab_size=model.config.vocab_size)
+    healing = Healing.for_text(tokenizer, params.heal)
     decoder = tokenizer.incremental_decoder()
     stops = StopMatcher(params.stop)
     seq = list(prompt)  # prompt + output: what the drafters read
@@ -283,10 +291,13 @@ def generate(
             break
         # Room: a pass yields at most K+1 tokens and must fit the context.
         room = min(params.max_tokens - len(out) - 1, limit - cache.length - len(pending))
-        drafter, draft = spec.propose(seq, len(out), room)
+        # The healed first token is constrained, so nothing can be drafted before it.
+        drafter, draft = (None, []) if healing and not out else spec.propose(seq, len(out), room)
         t_pass = time.perf_counter()
         logits = model.forward(np.asarray(pending + draft, np.int64), cache,
                                last_n=len(draft) + 1)  # [K+1, V]
+        if healing and not out:
+            logits[0] = healing.constrain(logits[0])
         new = verify(logits, draft, temperature=params.temperature, top_p=params.top_p, rng=rng)
         cache.truncate(cache.length - (len(draft) - (len(new) - 1)))  # drop rejected drafts
         spec.record(drafter, len(draft), len(new) - 1,
@@ -311,6 +322,7 @@ def generate(
                 finish = "length"
             if finish:
                 break
+        delta = healing.strip(delta) if healing else delta
         if on_text is not None and (delta or accepted):
             on_text(delta, accepted)
 
@@ -321,6 +333,7 @@ def generate(
         if stops.stopped:
             finish = "stop"
         tail += stops.flush()
+        tail = healing.strip(tail) if healing else tail
         if on_text is not None and tail:
             on_text(tail, [])
     # The cache holds prompt + output up to the last fed token; keep it for the next request.
@@ -331,7 +344,7 @@ def generate(
     if state.suggestions is not None:
         state.suggestions.remember(params.document, prompt, out)
     return GenerateResult(
-        text=stops.text,
+        text=stops.text[len(healing.text):] if healing else stops.text,
         tokens=out,
         finish_reason=finish,
         stats={

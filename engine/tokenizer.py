@@ -20,6 +20,7 @@ import re
 from functools import cache
 from pathlib import Path
 
+import numpy as np
 from tokenizers import AddedToken
 from tokenizers import Tokenizer as HFTokenizer
 
@@ -119,6 +120,12 @@ class Tokenizer:
             else:
                 table.append(piece.replace("\u2581", " ").encode("utf-8"))
         return table
+
+    def tokens_starting_with(self, prefix: bytes) -> np.ndarray:
+        """Ids of the non-control tokens whose bytes begin with `prefix` (token healing)."""
+        control = set(self.special_ids.values())
+        return np.array([i for i, b in enumerate(self._token_bytes)
+                         if b.startswith(prefix) and i not in control], dtype=np.int64)
 
     def encode(self, text: str) -> list[int]:
         """Token ids for text taken literally (special-token strings not parsed)."""

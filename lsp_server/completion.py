@@ -44,6 +44,7 @@ class CompletionOptions:
     stop: tuple[str, ...] = ("\n\n", END_OF_TEXT, FILE_SEP)
     temperature: float = 0.0
     prefix_share: float = 0.75
+    heal: bool = True  # token healing of a cursor inside a word (engine/healing.py)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,7 +105,8 @@ async def complete(text: str, offset: int, *, engine: Engine, info: dict[str, An
     suffix = await _tokenize(engine, text[offset:offset + window])
     try:
         prompt = build_fim_prompt(prefix=prefix, suffix=suffix, budget=budget, special=special,
-                                  order=order, prefix_share=options.prefix_share)
+                                  order=order, prefix_share=options.prefix_share,
+                                  heal=options.heal)
     except ValueError as exc:
         raise CompletionError(str(exc)) from exc
     context_ms = (time.perf_counter() - started) * 1000
@@ -117,6 +119,7 @@ async def complete(text: str, offset: int, *, engine: Engine, info: dict[str, An
         "seed": 0,
         "stop": list(options.stop),
         "draft": None,
+        "heal": prompt.heal or None,
         "stream": False,
     })
     engine_timing = answer.get("timing") or {}

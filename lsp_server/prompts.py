@@ -79,6 +79,21 @@ class FimPrompt:
     suffix_tokens: int  # kept from the suffix
     prefix_chars_dropped: int
     suffix_chars_dropped: int
+    heal: str = ""  # text of the prefix's last token, dropped for the engine to re-choose
+
+
+def healable_tail(prefix: Tokenized, start: int) -> str:
+    """Text of the prefix's last token when token healing should re-choose it: a piece of
+    a word or of punctuation on the cursor's line ("jo" in "os.path.jo"). Not whitespace or
+    a line end (the model saw those end a prefix), and only ASCII whose offsets are its own,
+    so the dropped text is exactly the dropped token's bytes."""
+    if len(prefix.ids) - start < 2:
+        return ""
+    prev_end, (begin, end) = prefix.offsets[-2][1], prefix.offsets[-1]
+    text = prefix.text[begin:end]
+    if not text.strip() or "\n" in text or "\r" in text or not text.isascii():
+        return ""
+    return text if prev_end <= begin and end - begin <= 64 else ""
 
 
 def _starts_line(text: str, offset: int) -> bool:
@@ -130,8 +145,12 @@ def split_budget(available: int, prefix_len: int, suffix_len: int,
 def build_fim_prompt(
     *, prefix: Tokenized, suffix: Tokenized, budget: int, special: FimTokens,
     order: FimOrder = FimOrder.SPM, prefix_share: float = DEFAULT_PREFIX_SHARE,
+    heal: bool = False,
 ) -> FimPrompt:
     """Lay out a FIM prompt of at most `budget` tokens, special tokens included.
+
+    With `heal`, the prefix's last token is left out when it is part of a word and its
+    text is returned as `heal`, for the engine's token healing (engine/healing.py).
 
     Raises ValueError when the budget cannot hold even the three markers.
     """
@@ -143,7 +162,8 @@ def build_fim_prompt(
                                               prefix_share)
     start = keep_prefix(prefix, prefix_limit)
     end = keep_suffix(suffix, suffix_limit)
-    pre = list(prefix.ids[start:])
+    healed = healable_tail(prefix, start) if heal else ""
+    pre = list(prefix.ids[start:len(prefix.ids) - (1 if healed else 0)])
     suf = list(suffix.ids[:end])
     if order is FimOrder.SPM:
         tokens = [special.suffix, *suf, special.prefix, *pre, special.middle]
@@ -159,4 +179,5 @@ def build_fim_prompt(
         prefix_chars_dropped=prefix_dropped if start > 0 else 0,
         suffix_chars_dropped=len(suffix.text) - suffix_kept_chars if end < len(suffix.ids)
         else 0,
+        heal=healed,
     )

@@ -116,7 +116,9 @@ def line_tasks(files: list[td.SourceFile], n: int, seed: int) -> list[tuple[str,
 
 
 def complete_line(model: Transformer, tok: Tokenizer, prefix: str, suffix: str,
-                  budget: int) -> tuple[str, int, float]:
+                  budget: int, heal: bool = True) -> tuple[str, int, float]:
+    """Greedy completion to the end of the line, built as the language server builds it
+    (token healing included)."""
     def tokenized(text: str) -> Tokenized:
         ids, offsets = tok.encode_with_offsets(text)
         return Tokenized(text=text, ids=ids, offsets=offsets)
@@ -124,9 +126,9 @@ def complete_line(model: Transformer, tok: Tokenizer, prefix: str, suffix: str,
     window = budget * 12
     prompt = build_fim_prompt(prefix=tokenized(prefix[-window:]),
                               suffix=tokenized(suffix[:window]), budget=budget,
-                              special=FimTokens.from_info(tok.special_ids))
+                              special=FimTokens.from_info(tok.special_ids), heal=heal)
     result = generate(model, tok, GenerateParams(tokens=tuple(prompt.tokens), max_tokens=48,
-                                                 stop=("\n",)))
+                                                 stop=("\n",), heal=prompt.heal or None))
     return result.text, len(result.tokens), result.timing["decode_ms"]
 
 

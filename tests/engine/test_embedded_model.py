@@ -59,8 +59,9 @@ def complete(model: Transformer, tok: Tokenizer, prefix: str, suffix: str) -> st
         return Tokenized(text=text, ids=ids, offsets=offsets)
 
     prompt = build_fim_prompt(prefix=tokenized(prefix), suffix=tokenized(suffix), budget=900,
-                              special=FimTokens.from_info(tok.special_ids))
-    params = GenerateParams(tokens=tuple(prompt.tokens), max_tokens=24, stop=("\n",))
+                              special=FimTokens.from_info(tok.special_ids), heal=True)
+    params = GenerateParams(tokens=tuple(prompt.tokens), max_tokens=24, stop=("\n",),
+                            heal=prompt.heal or None)
     return generate(model, tok, params).text
 
 
@@ -69,3 +70,10 @@ def test_fill_in_the_middle_finishes_an_obvious_line(trained) -> None:
     prefix = SNIPPET[:SNIPPET.index("from __future__ i") + len("from __future__ i")]
     suffix = SNIPPET[SNIPPET.index("\n", len(prefix)):]
     assert complete(model, tok, prefix, suffix) == "mport annotations"
+
+
+def test_token_healing_lets_a_half_typed_word_finish(trained) -> None:
+    # Without healing the prompt ends in the token "jo" and the model answers "n()".
+    model, tok = trained
+    got = complete(model, tok, "import os\n\n\ndef main():\n    path = os.path.jo", "\n")
+    assert got.startswith("in(")

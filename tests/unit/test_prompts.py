@@ -115,3 +115,31 @@ def test_special_ids_from_info_with_or_without_brackets():
     assert FimTokens.from_info({"fim_prefix": 5, "fim_suffix": 6, "fim_middle": 7}).middle == 7
     with pytest.raises(KeyError, match="fim_middle"):
         FimTokens.from_info({"fim_prefix": 5, "fim_suffix": 6})
+
+
+def _real_tokenized(text: str) -> Tokenized:
+    from engine.models import untrained_model_dir
+    from engine.tokenizer import Tokenizer
+
+    ids, offsets = Tokenizer.from_dir(untrained_model_dir()).encode_with_offsets(text)
+    return Tokenized(text=text, ids=ids, offsets=offsets)
+
+
+@pytest.mark.parametrize("prefix, healed", [
+    ("path = os.path.jo", True),      # a word cut by the cursor: re-chosen by the engine
+    ("x = compute(", True),           # punctuation on the line is healed too
+    ("def f():\n", False),            # a line end is a place the model saw prefixes end
+    ("def f():\n    ", False),        # so is indentation
+])
+def test_healing_drops_the_token_the_cursor_splits(prefix: str, healed: bool) -> None:
+    pre, suf = _real_tokenized(prefix), _real_tokenized("\nprint(path)\n")
+    special = FimTokens(prefix=1, suffix=2, middle=3)
+    plain = build_fim_prompt(prefix=pre, suffix=suf, budget=200, special=special)
+    healing = build_fim_prompt(prefix=pre, suffix=suf, budget=200, special=special, heal=True)
+    assert plain.heal == ""
+    if healed:
+        last = pre.offsets[-1]
+        assert healing.heal == prefix[last[0]:last[1]] and prefix.endswith(healing.heal)
+        assert healing.tokens == plain.tokens[:-2] + plain.tokens[-1:]  # SPM: ... prefix, middle
+    else:
+        assert healing.heal == "" and healing.tokens == plain.tokens
