@@ -165,13 +165,13 @@ def big_model(seed: int = 0) -> Transformer:
 
 
 def weight_bytes(model: Transformer) -> int:
-    """Bytes of every weight as the engine holds them (float32; the tied lm_head is a view of
+    """Bytes of every weight as the engine holds them (float32; the tied output head is
     the embedding and counted once)."""
     total = model.embed.nbytes + model.final_norm.nbytes
     for lw in model.layers:
         total += sum(a.nbytes for a in vars(lw).values() if a is not None)
     if not model.config.tie_word_embeddings:
-        total += model.lm_head.nbytes
+        total += model.unembed.nbytes
     return total
 
 
