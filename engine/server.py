@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.rpc import Connection, EngineError, Request, RpcServer, parse_address
-from engine.scheduler import Scheduler
+from engine.scheduler import Job, Scheduler
 from engine.targets.base import ContextOverflowError, Target
 
 log = logging.getLogger("sparkedit.engine")
@@ -87,14 +87,8 @@ class EngineService:
                 loop.call_soon_threadsafe(conn.notify_nowait, "token", {
                     "id": msgid, "text": text, "tokens": [int(t) for t in tokens]})
 
-        job = self.scheduler.submit((conn.id, request.id), params, on_text,
-                                    group=params.document)
-        try:
-            return await job.future
-        except asyncio.CancelledError:
-            # The connection went away under us: free the worker for the others.
-            self.scheduler.cancel(job)
-            raise
+        return await self._await(self.scheduler.submit((conn.id, request.id), params, on_text,
+                                                       group=params.document))
 
     async def score(self, conn: Connection, request: Request) -> dict[str, Any]:
         from engine.scoring import tokens_from_wire
@@ -115,10 +109,14 @@ class EngineService:
             return {"logprobs": logprobs, "cancelled": len(logprobs) < len(tokens)}
 
         # Through the worker: the target's model is never used by two threads at once.
-        job = self.scheduler.submit((conn.id, request.id), tokens, None, work=work)
+        return await self._await(self.scheduler.submit((conn.id, request.id), tokens, None,
+                                                       work=work))
+
+    async def _await(self, job: Job) -> dict[str, Any]:
         try:
             return await job.future
         except asyncio.CancelledError:
+            # The connection went away under us: free the worker for the others.
             self.scheduler.cancel(job)
             raise
 

@@ -74,14 +74,19 @@ def start_engine(folder: Path, *args: str, env: dict[str, str] | None = None) ->
     raise AssertionError(f"engine not ready in 60 s: {logs.read_text()}")
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    folder = tmp_path_factory.mktemp("eng")
-    eng = start_engine(folder, "--socket", str(folder / "e.sock"),
+def untrained_engine(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Engine]:
+    """A module's engine process on the untrained placeholder; stopped cleanly after."""
+    folder = tmp_path_factory.mktemp(name)
+    eng = start_engine(folder, "--socket", str(folder / f"{name}.sock"),
                        "--model", str(untrained_model_dir()))
     yield eng
     assert eng.stop() == 0
     assert not os.path.exists(eng.address), "the socket file outlived the engine"
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    yield from untrained_engine(tmp_path_factory, "eng")
 
 
 async def _client(engine: Engine) -> EngineClient:

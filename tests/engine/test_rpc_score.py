@@ -8,7 +8,11 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from test_rpc import Engine, frame_reader, start_engine  # same folder: the engine-process helpers
+from test_rpc import (  # same folder: the engine-process helpers
+    Engine,
+    frame_reader,
+    untrained_engine,
+)
 
 from engine.model import load_model
 from engine.models import untrained_model_dir
@@ -18,11 +22,7 @@ from engine.tokenizer import Tokenizer
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    folder = tmp_path_factory.mktemp("score")
-    eng = start_engine(folder, "--socket", str(folder / "s.sock"),
-                       "--model", str(untrained_model_dir()))
-    yield eng
-    assert eng.stop() == 0
+    yield from untrained_engine(tmp_path_factory, "score")
 
 
 def log_softmax_scores(tokens: list[int]) -> np.ndarray:
