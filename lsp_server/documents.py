@@ -69,6 +69,17 @@ class TextChange:
     range: Range | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class AppliedEdit:
+    """One change as applied: at string offset `start` of the text before it, `removed`
+    was replaced by `inserted`. Exact, so edit history and syntax trees follow every
+    keystroke (pygls's own workspace drops the removed text)."""
+
+    start: int
+    removed: str
+    inserted: str
+
+
 def _units(ch: str, encoding: Encoding) -> int:
     """Width of one code point in the encoding's units."""
     cp = ord(ch)
@@ -192,9 +203,18 @@ class Document:
         this document as it was: better a stale copy reported in the log than a
         silently corrupted one.
         """
+        result = self.apply_edits(changes, version, encoding)
+        return result if isinstance(result, PositionError) else result[0]
+
+    def apply_edits(
+        self, changes: list[TextChange], version: int | None, encoding: Encoding = Encoding.UTF16
+    ) -> tuple[Document, list[AppliedEdit]] | PositionError:
+        """`apply`, plus each change as an `AppliedEdit` against the text it was applied to."""
         doc = self
+        edits: list[AppliedEdit] = []
         for change in changes:
             if change.range is None:
+                edits.append(AppliedEdit(start=0, removed=doc.text, inserted=change.text))
                 doc = Document(uri=doc.uri, text=change.text, version=version,
                                language_id=doc.language_id)
                 continue
@@ -206,9 +226,12 @@ class Document:
                 return end
             if end < start:
                 return PositionError(message=f"change range ends before it starts: {change.range}")
+            edits.append(AppliedEdit(start=start, removed=doc.text[start:end],
+                                     inserted=change.text))
             text = doc.text[:start] + change.text + doc.text[end:]
             doc = Document(uri=doc.uri, text=text, version=version, language_id=doc.language_id)
-        return Document(uri=doc.uri, text=doc.text, version=version, language_id=doc.language_id)
+        final = Document(uri=doc.uri, text=doc.text, version=version, language_id=doc.language_id)
+        return final, edits
 
 
 @dataclass(kw_only=True)
@@ -227,13 +250,22 @@ class DocumentStore:
         encoding: Encoding = Encoding.UTF16,
     ) -> Document | PositionError:
         """Apply `changes`; an unknown URI or a bad range returns a `PositionError`."""
+        result = self.change_with_edits(uri, changes, version, encoding)
+        return result if isinstance(result, PositionError) else result[1]
+
+    def change_with_edits(
+        self, uri: str, changes: list[TextChange], version: int | None,
+        encoding: Encoding = Encoding.UTF16,
+    ) -> tuple[Document, Document, list[AppliedEdit]] | PositionError:
+        """Apply `changes`; (document before, document after, the applied edits)."""
         doc = self._docs.get(uri)
         if doc is None:
             return PositionError(message=f"change for a document that is not open: {uri}")
-        result = doc.apply(changes, version, encoding)
-        if isinstance(result, Document):
-            self._docs[uri] = result
-        return result
+        result = doc.apply_edits(changes, version, encoding)
+        if isinstance(result, PositionError):
+            return result
+        self._docs[uri] = result[0]
+        return doc, result[0], result[1]
 
     def close(self, uri: str) -> None:
         self._docs.pop(uri, None)

@@ -74,6 +74,31 @@ def test_random_incremental_edits_equal_reference(initial, edits, encoding):
         assert result.version == version
 
 
+@settings(max_examples=200, deadline=None)
+@given(initial=TEXT, edits=st.lists(EDIT, min_size=1, max_size=5),
+       encoding=st.sampled_from(list(Encoding)))
+def test_applied_edits_replay_the_change_and_name_the_removed_text(initial, edits, encoding):
+    store = DocumentStore()
+    store.open("file:///a.py", initial, 0, "python")
+    reference, changes = initial, []
+    for l1, c1, l2, c2, new in edits:  # several changes in one didChange, applied in order
+        p1, o1 = pick_position(reference, l1, c1, encoding)
+        p2, o2 = pick_position(reference, l2, c2, encoding)
+        if o2 < o1:
+            p1, o1, p2, o2 = p2, o2, p1, o1
+        reference = reference[:o1] + new + reference[o2:]
+        changes.append(TextChange(range=Range(start=p1, end=p2), text=new))
+    result = store.change_with_edits("file:///a.py", changes, 1, encoding)
+    assert not isinstance(result, PositionError), result
+    before, after, applied = result
+    assert before.text == initial and after.text == reference and len(applied) == len(changes)
+    replay = initial
+    for edit in applied:
+        assert replay[edit.start:edit.start + len(edit.removed)] == edit.removed
+        replay = replay[:edit.start] + edit.inserted + replay[edit.start + len(edit.removed):]
+    assert replay == reference
+
+
 @settings(max_examples=300, deadline=None)
 @given(text=TEXT, offset=st.integers(0, 60), encoding=st.sampled_from(list(Encoding)))
 def test_offset_position_round_trip(text, offset, encoding):
