@@ -1,0 +1,83 @@
+; Tags for sparkedit's context engine. Convention: @name on the identifier, and on the
+; whole node @definition.<kind> or @reference.<kind>. When several patterns tag the same
+; name, the earlier pattern wins; a name that is defined is not also a reference.
+
+(method_definition
+  name: (property_identifier) @name
+  (#not-eq? @name "constructor")) @definition.method
+
+[
+  (method_signature name: (property_identifier) @name)
+  (abstract_method_signature name: (property_identifier) @name)
+] @definition.method
+
+[
+  (class_declaration name: (type_identifier) @name)
+  (abstract_class_declaration name: (type_identifier) @name)
+  (class name: (type_identifier) @name)
+] @definition.class
+
+(interface_declaration name: (type_identifier) @name) @definition.interface
+
+[
+  (type_alias_declaration name: (type_identifier) @name)
+  (enum_declaration name: (identifier) @name)
+] @definition.type
+
+[
+  (internal_module name: (identifier) @name)
+  (module name: (identifier) @name)
+] @definition.module
+
+[
+  (function_declaration name: (identifier) @name)
+  (generator_function_declaration name: (identifier) @name)
+  (function_expression name: (identifier) @name)
+  (function_signature name: (identifier) @name)
+] @definition.function
+
+(lexical_declaration
+  (variable_declarator
+    name: (identifier) @name
+    value: [(arrow_function) (function_expression) (generator_function)])) @definition.function
+
+(variable_declaration
+  (variable_declarator
+    name: (identifier) @name
+    value: [(arrow_function) (function_expression) (generator_function)])) @definition.function
+
+(assignment_expression
+  left: (member_expression property: (property_identifier) @name)
+  right: [(arrow_function) (function_expression)]) @definition.function
+
+(pair
+  key: (property_identifier) @name
+  value: [(arrow_function) (function_expression)]) @definition.function
+
+(program
+  (lexical_declaration
+    "const"
+    (variable_declarator name: (identifier) @name)) @definition.constant)
+
+(program
+  (export_statement
+    declaration: (lexical_declaration
+      "const"
+      (variable_declarator name: (identifier) @name)) @definition.constant))
+
+(call_expression
+  function: (identifier) @name
+  (#not-eq? @name "require")) @reference.call
+
+(call_expression
+  function: (member_expression property: (property_identifier) @name)) @reference.call
+
+(new_expression constructor: (identifier) @name) @reference.call
+
+(class_heritage (extends_clause value: (identifier) @name)) @reference.type
+
+(type_identifier) @name @reference.type
+
+(import_specifier name: (identifier) @name) @reference.import
+
+(import_clause (identifier) @name) @reference.import
