@@ -12,12 +12,31 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from engine.models import default_model_dir
 from engine.rpc import EngineConnectionError, EngineError
-from lsp_server.completion import CompletionError, CompletionOptions, Suggestion, complete
-from lsp_server.documents import DocumentStore, Encoding, Position, PositionError
+from engine.tokenizer import Tokenizer
+from lsp_server.completion import (
+    CompletionError,
+    CompletionOptions,
+    Suggestion,
+    complete_in_workspace,
+    effective_budget,
+    fim_order,
+)
+from lsp_server.context.assemble import ContextOptions, context_json
+from lsp_server.documents import (
+    Document,
+    DocumentStore,
+    Encoding,
+    Position,
+    PositionError,
+    TextChange,
+)
 from lsp_server.engine_process import EngineHandle, EngineOptions, EngineProcess, EngineStartError
+from lsp_server.workspace import Workspace, WorkspaceSettings
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +69,47 @@ class Assistant:
         self._message = "the engine starts with the first request"
         self._last: dict[str, Any] = {}
         self._warned_untrained = False
+        self._engine_options = engine
+        self.workspace: Workspace | None = None
+
+    # -- workspace and documents
+
+    def start_workspace(self, settings: WorkspaceSettings) -> Workspace:
+        """The context engine for `settings.root`, counting with the engine model's tokenizer.
+
+        Documents already open are carried over, so a late root loses nothing."""
+        folder = Path(self._engine_options.model) if self._engine_options.model \
+            else default_model_dir()
+        workspace = Workspace(tokenizer=Tokenizer.from_dir(folder), settings=settings)
+        for doc in self.documents.all():
+            workspace.opened(doc)
+        self.workspace = workspace
+        return workspace
+
+    def _workspace(self) -> Workspace:
+        return self.workspace or self.start_workspace(WorkspaceSettings())
+
+    def did_open(self, uri: str, text: str, version: int | None, language_id: str) -> None:
+        doc = self.documents.open(uri, text, version, language_id)
+        self._workspace().opened(doc)
+
+    def did_change(self, uri: str, changes: list[TextChange], version: int | None,
+                   encoding: Encoding) -> PositionError | None:
+        result = self.documents.change_with_edits(uri, changes, version, encoding)
+        if isinstance(result, PositionError):
+            return result
+        before, after, edits = result
+        self._workspace().changed(before, after, edits)
+        return None
+
+    def did_close(self, uri: str) -> None:
+        self.documents.close(uri)
+        if self.workspace is not None:
+            self.workspace.closed(uri)
+
+    def did_save(self, uri: str) -> None:
+        if self.workspace is not None:
+            self.workspace.saved(uri)
 
     # -- status
 
@@ -95,8 +155,7 @@ class Assistant:
         if handle is None:
             return None
         try:
-            suggestion = await complete(doc.text, offset, engine=handle.client, info=handle.info,
-                                        options=self.completion_options)
+            suggestion = await self._complete(doc, offset, handle)
         except asyncio.CancelledError:
             # The client cancelled (a newer keystroke): EngineClient.generate has already
             # sent the engine `cancel` for this job; pygls answers -32800.
@@ -113,6 +172,31 @@ class Assistant:
             return None
         self._last = {k: suggestion.timing.get(k) for k in ("context_ms", "ttft_ms", "total_ms")}
         return suggestion
+
+    def context_view(self, uri: str, position: Position, encoding: Encoding,
+                     budget: int | None) -> dict[str, Any] | None:
+        """What a completion at `position` would send (`sparkedit context --json`), or None."""
+        doc = self.documents.get(uri)
+        offset = doc.offset_at(position, encoding) if doc else None
+        if doc is None or isinstance(offset, PositionError) or offset is None:
+            log.info("no context for %s at %s: %s", uri, position,
+                     offset.message if isinstance(offset, PositionError) else "not open")
+            return None
+        options = self.completion_options
+        handle = self._engine.current
+        info = handle.info if handle else {}
+        try:
+            context = self._workspace().context(doc, offset, ContextOptions(
+                budget=budget or effective_budget(options, info), heal=options.heal,
+                fim_order=fim_order(info).value, prefix_share=options.prefix_share))
+        except (ValueError, CompletionError) as exc:
+            log.info("no context for %s: %s", uri, exc)
+            return None
+        return context_json(context)
+
+    async def _complete(self, doc: Document, offset: int, handle: EngineHandle) -> Suggestion:
+        return await complete_in_workspace(self._workspace(), doc, offset, engine=handle.client,
+                                           info=handle.info, options=self.completion_options)
 
     async def _engine_handle(self) -> EngineHandle | None:
         try:

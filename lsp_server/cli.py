@@ -51,6 +51,20 @@ def build_parser() -> argparse.ArgumentParser:
     suggest.add_argument("--json", action="store_true")
     _add_target_args(suggest)
 
+    context = sub.add_parser("context", help="the context that would be sent for a cursor")
+    context.add_argument("path", metavar="PATH", help="the file, or - for standard input")
+    context.add_argument("--at", required=True, metavar="LINE:COL", help="1-based cursor position")
+    context.add_argument("--budget", type=int, default=2048, metavar="TOKENS")
+    context.add_argument("--root", default=None, metavar="DIR",
+                         help="workspace root (default: the nearest folder with .git)")
+    context.add_argument("--exclude", action="append", metavar="PATTERN",
+                         help="gitignore-style pattern kept out of the context (repeatable)")
+    context.add_argument("--remote", action="store_true",
+                         help="as for a remote target: secrets redacted")
+    context.add_argument("--model", metavar="DIR", default=None,
+                         help="model folder whose tokenizer counts the budget")
+    context.add_argument("--json", action="store_true")
+
     return parser
 
 
@@ -69,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
             from lsp_server.headless import run_suggest
 
             return run_suggest(args)
+        if args.command == "context":
+            from lsp_server.context_command import run_context
+
+            return run_context(args)
     except UsageError as exc:
         print(f"sparkedit {args.command}: {exc}", file=sys.stderr)
         return 2

@@ -7,10 +7,13 @@ The engine is reached only through an `EngineClient`-like object (`tokenize`,
 
 from __future__ import annotations
 
+import logging
 import time
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Protocol
 
+from lsp_server.context.assemble import ContextOptions
+from lsp_server.documents import Document
 from lsp_server.prompts import (
     END_OF_TEXT,
     FILE_SEP,
@@ -19,6 +22,11 @@ from lsp_server.prompts import (
     Tokenized,
     build_fim_prompt,
 )
+
+if TYPE_CHECKING:
+    from lsp_server.workspace import Workspace
+
+log = logging.getLogger(__name__)
 
 TIMING_KEYS = ("context_ms", "queue_ms", "ttft_ms", "total_ms", "simulated")
 STATS_KEYS = ("prompt_tokens", "cached_prompt_tokens", "output_tokens", "forward_passes",
@@ -110,16 +118,55 @@ async def complete(text: str, offset: int, *, engine: Engine, info: dict[str, An
     except ValueError as exc:
         raise CompletionError(str(exc)) from exc
     context_ms = (time.perf_counter() - started) * 1000
+    suggestion = await generate_suggestion(prompt.tokens, prompt.heal, context_ms, engine=engine,
+                                           info=info, options=options)
+    return replace(suggestion, prompt_chars_dropped=(prompt.prefix_chars_dropped,
+                                                     prompt.suffix_chars_dropped))
 
+
+async def complete_in_workspace(workspace: Workspace, doc: Document, offset: int, *,
+                                engine: Engine, info: dict[str, Any],
+                                options: CompletionOptions) -> Suggestion:
+    """A completion whose prompt is the workspace's context, exact to the tokenizer.
+
+    When the engine's model has other special tokens than the tokenizer the workspace counts
+    with, the context would not be exact, so the engine tokenizes a plain prompt instead."""
+    if (info.get("special_tokens") or {}) != workspace.special_ids:
+        log.warning("the engine's model has other special tokens than the context tokenizer; "
+                    "completing without workspace context")
+        return await complete(doc.text, offset, engine=engine, info=info, options=options)
+    started = time.perf_counter()
+    try:
+        context = workspace.context(doc, offset, ContextOptions(
+            budget=effective_budget(options, info), fim_order=fim_order(info).value,
+            heal=options.heal, prefix_share=options.prefix_share))
+    except ValueError as exc:
+        raise CompletionError(str(exc)) from exc
+    context_ms = (time.perf_counter() - started) * 1000
+    return await generate_suggestion(list(context.tokens), context.heal, context_ms,
+                                     engine=engine, info=info, options=options)
+
+
+def fim_order(info: dict[str, Any]) -> FimOrder:
+    try:
+        return FimOrder(info.get("fim_order") or FimOrder.SPM)
+    except ValueError as exc:
+        raise CompletionError(f"the model's FIM order is unknown: {exc}") from exc
+
+
+async def generate_suggestion(tokens: list[int], heal: str, context_ms: float, *,
+                              engine: Engine, info: dict[str, Any],
+                              options: CompletionOptions) -> Suggestion:
+    """Ask the engine to continue a finished prompt; the answer as a `Suggestion`."""
     answer = await engine.generate({
-        "tokens": prompt.tokens,
+        "tokens": tokens,
         "max_tokens": options.max_tokens,
         "temperature": options.temperature,
         "top_p": 1.0,
         "seed": 0,
         "stop": list(options.stop),
         "draft": None,
-        "heal": prompt.heal or None,
+        "heal": heal or None,
         "stream": False,
     })
     engine_timing = answer.get("timing") or {}
@@ -134,5 +181,4 @@ async def complete(text: str, offset: int, *, engine: Engine, info: dict[str, An
         stats=stats,
         model=info.get("model"),
         untrained=bool(info.get("untrained")),
-        prompt_chars_dropped=(prompt.prefix_chars_dropped, prompt.suffix_chars_dropped),
     )

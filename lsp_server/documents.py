@@ -273,5 +273,8 @@ class DocumentStore:
     def get(self, uri: str) -> Document | None:
         return self._docs.get(uri)
 
+    def all(self) -> list[Document]:
+        return list(self._docs.values())
+
     def __len__(self) -> int:
         return len(self._docs)

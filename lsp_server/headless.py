@@ -14,14 +14,23 @@ import json
 import logging
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
+from engine.models import default_model_dir
 from engine.rpc import EngineConnectionError, EngineError
+from engine.tokenizer import Tokenizer
 from lsp_server.assistant import model_name
 from lsp_server.cli import UsageError
-from lsp_server.completion import CompletionError, CompletionOptions, Suggestion, complete
+from lsp_server.completion import (
+    CompletionError,
+    CompletionOptions,
+    Suggestion,
+    complete_in_workspace,
+)
 from lsp_server.documents import Document, Encoding, Position, PositionError
 from lsp_server.engine_process import EngineOptions, EngineProcess, EngineStartError
+from lsp_server.workspace import Workspace, WorkspaceSettings, find_root
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +92,34 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError("--max-tokens must be at least 1")
 
 
-async def _suggest(text: str, offset: int, engine_options: EngineOptions,
+def open_workspace(path: str, text: str, model: str | None) -> tuple[Workspace, Document]:
+    """The file's workspace (root: the nearest folder with `.git`), indexed, with the file
+    open in it; standard input gets no root, so only its own text is context."""
+    folder = Path(model) if model else default_model_dir()
+    try:
+        tokenizer = Tokenizer.from_dir(folder)
+    except (OSError, ValueError) as exc:
+        raise EngineFailure(f"cannot load the model's tokenizer from {folder}: {exc}") from exc
+    if path == "-":
+        root, uri = None, "untitled:stdin"
+    else:
+        resolved = Path(path).resolve()
+        root, uri = find_root(resolved), resolved.as_uri()
+    workspace = Workspace(tokenizer=tokenizer, settings=WorkspaceSettings(root=root))
+    workspace.build_index()
+    doc = Document(uri=uri, text=text, version=0)
+    workspace.opened(doc)
+    return workspace, doc
+
+
+async def _suggest(workspace: Workspace, doc: Document, offset: int,
+                   engine_options: EngineOptions,
                    options: CompletionOptions) -> tuple[Suggestion, dict[str, Any]]:
     engine = EngineProcess(engine_options)
     try:
         handle = await engine.handle()
-        suggestion = await complete(text, offset, engine=handle.client, info=handle.info,
-                                    options=options)
+        suggestion = await complete_in_workspace(workspace, doc, offset, engine=handle.client,
+                                                 info=handle.info, options=options)
         return suggestion, handle.info
     except (EngineStartError, EngineConnectionError) as exc:
         raise EngineFailure(f"the engine failed: {exc}") from exc
@@ -124,7 +154,9 @@ def run_suggest(args: argparse.Namespace) -> int:
     # The engine's progress lines would drown the one-line note; its errors still show.
     engine_options = EngineOptions(model=args.model, target=args.target, log_level="WARNING")
     try:
-        suggestion, info = asyncio.run(_suggest(text, offset, engine_options, options))
+        workspace, doc = open_workspace(args.path, text, args.model)
+        suggestion, info = asyncio.run(_suggest(workspace, doc, offset, engine_options,
+                                                options))
     except EngineFailure as exc:
         print(f"sparkedit suggest: {exc}", file=sys.stderr)
         return 1

@@ -10,13 +10,17 @@ Custom methods:
   untrained, lastLatencies: {context_ms, ttft_ms, total_ms}}`.
 - `sparkedit/documentText` (request, `{uri}`) -> `{uri, version, text}` or null: the
   server's exact copy of a document, for tests and for debugging desynchronised edits.
+- `sparkedit/context` (request, `{textDocument: {uri}, position, budget?}`) -> the context
+  a completion there would send, as `sparkedit context --json` prints it, or null.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
@@ -28,11 +32,15 @@ from lsp_server.cli import UsageError
 from lsp_server.completion import CompletionOptions
 from lsp_server.documents import PositionError
 from lsp_server.engine_process import EngineOptions
+from lsp_server.workspace import Workspace, WorkspaceSettings
 
 log = logging.getLogger(__name__)
 
+INDEX_PROGRESS_TOKEN = "sparkedit/index"
+REFRESH_EVERY_S = 0.5  # how often edited open documents are checked for re-indexing
 STATUS = "sparkedit/status"
 DOCUMENT_TEXT = "sparkedit/documentText"
+CONTEXT = "sparkedit/context"
 VERSION = "0.1.0"
 
 
@@ -43,10 +51,49 @@ class SparkeditServer(LanguageServer):
         self.assistant = Assistant(engine=engine, completion=completion,
                                    callbacks=AssistantCallbacks(status=self._notify_status,
                                                                 warn=self._warn))
+        self._stopping = False
+        self._background: set[asyncio.Task] = set()
+
+    @property
+    def client_capabilities(self) -> types.ClientCapabilities | None:
+        return getattr(self.protocol, "client_capabilities", None)
 
     @property
     def encoding(self) -> lsp_types.Encoding:
         return lsp_types.encoding(self.workspace.position_encoding)
+
+    async def index_workspace(self, workspace: Workspace) -> None:
+        """Build the index in a worker thread, with work-done progress when the client
+        supports it, then keep edited open documents re-indexed."""
+        loop = asyncio.get_running_loop()
+        progress = None
+        if lsp_types.supports_progress(self.client_capabilities):
+            try:
+                await self.work_done_progress.create_async(INDEX_PROGRESS_TOKEN)
+                progress = self.work_done_progress
+            except Exception as exc:  # the client refused the token: index without progress
+                log.info("no index progress: %s", exc)
+        if progress is not None:
+            progress.begin(INDEX_PROGRESS_TOKEN, types.WorkDoneProgressBegin(
+                title="sparkedit: indexing the workspace", percentage=0))
+
+        def report(done: int, total: int) -> None:
+            if progress is not None and total:
+                value = types.WorkDoneProgressReport(message=f"{done}/{total} files",
+                                                     percentage=int(100 * done / total))
+                loop.call_soon_threadsafe(progress.report, INDEX_PROGRESS_TOKEN, value)
+
+        try:
+            await asyncio.to_thread(workspace.build_index, report, lambda: self._stopping)
+        finally:
+            if progress is not None:
+                stats = workspace.index.stats() if workspace.index else {}
+                progress.end(INDEX_PROGRESS_TOKEN, types.WorkDoneProgressEnd(
+                    message=f"{stats.get('files', 0)} files indexed"))
+        while not self._stopping:
+            await asyncio.sleep(REFRESH_EVERY_S)
+            if workspace.has_dirty():
+                await asyncio.to_thread(workspace.refresh_dirty)
 
     def _notify_status(self, status: dict[str, Any]) -> None:
         self.protocol.notify(STATUS, status)
@@ -60,23 +107,53 @@ def build_server(engine: EngineOptions | None = None,
                  completion: CompletionOptions | None = None) -> SparkeditServer:
     server = SparkeditServer(engine or EngineOptions(), completion or CompletionOptions())
 
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: SparkeditServer, params: types.InitializeParams) -> None:
+        options = lsp_types.workspace_options(params.initialization_options)
+        root = lsp_types.root_folder(params)
+        ls.assistant.start_workspace(WorkspaceSettings(root=Path(root) if root else None,
+                                                       **options))
+
+    @server.feature(types.INITIALIZED)
+    async def initialized(ls: SparkeditServer, params: types.InitializedParams) -> None:
+        workspace = ls.assistant.workspace
+        if workspace is None or workspace.index is None:
+            return
+        if lsp_types.supports_watched_files(ls.client_capabilities):
+            await lsp_types.register_file_watchers(ls)
+        task = asyncio.create_task(ls.index_workspace(workspace))
+        ls._background.add(task)
+        task.add_done_callback(ls._background.discard)
+
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: SparkeditServer, params: types.DidOpenTextDocumentParams) -> None:
         doc = params.text_document
-        ls.assistant.documents.open(doc.uri, doc.text, doc.version, doc.language_id)
+        ls.assistant.did_open(doc.uri, doc.text, doc.version, doc.language_id)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: SparkeditServer, params: types.DidChangeTextDocumentParams) -> None:
         doc = params.text_document
-        result = ls.assistant.documents.change(
+        result = ls.assistant.did_change(
             doc.uri, lsp_types.changes(params.content_changes), doc.version, ls.encoding)
         if isinstance(result, PositionError):
             log.error("didChange not applied to %s (copy kept at the previous version): %s",
                       doc.uri, result.message)
 
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+    def did_save(ls: SparkeditServer, params: types.DidSaveTextDocumentParams) -> None:
+        ls.assistant.did_save(params.text_document.uri)
+
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: SparkeditServer, params: types.DidCloseTextDocumentParams) -> None:
-        ls.assistant.documents.close(params.text_document.uri)
+        ls.assistant.did_close(params.text_document.uri)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def did_change_watched_files(ls: SparkeditServer,
+                                 params: types.DidChangeWatchedFilesParams) -> None:
+        workspace = ls.assistant.workspace
+        if workspace is not None:
+            workspace.files_changed([(change.uri, change.type == types.FileChangeType.Deleted)
+                                     for change in params.changes])
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(
@@ -102,8 +179,25 @@ def build_server(engine: EngineOptions | None = None,
             return None
         return {"uri": doc.uri, "version": doc.version, "text": doc.text}
 
+    @server.feature(CONTEXT)
+    def context(ls: SparkeditServer, params: Any = None) -> dict[str, Any] | None:
+        document = lsp_types.param(params, "textDocument")
+        uri = lsp_types.param(document, "uri")
+        position = lsp_types.param_position(params)
+        budget = lsp_types.param(params, "budget")
+        if not isinstance(uri, str) or position is None:
+            log.info("sparkedit/context needs textDocument.uri and a position")
+            return None
+        if budget is not None and not (isinstance(budget, int) and budget > 0):
+            log.info("sparkedit/context: budget must be a positive integer")
+            return None
+        return ls.assistant.context_view(uri, position, ls.encoding, budget)
+
     @server.feature(types.SHUTDOWN)
     async def shutdown(ls: SparkeditServer, params: Any = None) -> None:
+        ls._stopping = True
+        for task in list(ls._background):
+            task.cancel()
         await ls.assistant.stop()
 
     @server.feature(types.EXIT)

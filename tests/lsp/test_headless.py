@@ -58,10 +58,13 @@ def test_json_has_every_contract_key_with_the_right_types():
     assert isinstance(out["model"]["name"], str) and out["model"]["untrained"] is True
 
 
-def test_stdin_dash_reads_the_file_from_standard_input():
+def test_stdin_dash_reads_the_file_from_standard_input(tmp_path):
     from_stdin = suggest("-", "--at", "31:9", "--json", "--max-tokens", "4",
                          stdin=SAMPLE.read_text())
-    from_file = suggest(str(SAMPLE), "--at", "31:9", "--json", "--max-tokens", "4")
+    # Alone in a folder, the file has no repository context either: the same prompt.
+    alone = tmp_path / "sample.py"
+    alone.write_text(SAMPLE.read_text())
+    from_file = suggest(str(alone), "--at", "31:9", "--json", "--max-tokens", "4")
     assert from_stdin.returncode == 0, from_stdin.stderr
     assert json.loads(from_stdin.stdout)["text"] == json.loads(from_file.stdout)["text"]
     assert (json.loads(from_stdin.stdout)["stats"]["prompt_tokens"]
