@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tree_sitter import Node, Query, QueryCursor, QueryError, Tree
 
-from lsp_server.context.languages import QUERIES_DIR, LanguageSpec
+from lsp_server.context.languages import QUERIES_DIR, LanguageSpec, read_query
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +58,9 @@ class ImportQueries:
 
     def _query(self, spec: LanguageSpec) -> Query | None:
         if spec.name not in self._queries:
-            path = self._dir / f"{spec.name}-imports.scm"
             try:
-                self._queries[spec.name] = Query(spec.language, path.read_text("utf-8"))
+                source = read_query(spec.name, "imports", self._dir)
+                self._queries[spec.name] = Query(spec.language, source)
             except (OSError, QueryError) as exc:
                 log.warning("no import extraction for %s: %s", spec.name, exc)
                 self._queries[spec.name] = None

@@ -115,12 +115,24 @@ class LanguageSpec:
     indentation_blocks: bool
 
 
+def read_query(name: str, kind: str, queries_dir: Path = QUERIES_DIR) -> str:
+    """The text of `queries/<name>-<kind>.scm`. A first line `; inherits: other` (the
+    nvim-treesitter convention) puts `other`'s query of the same kind before it, so a
+    dialect (TSX over TypeScript) writes only what it adds."""
+    source = (queries_dir / f"{name}-{kind}.scm").read_text(encoding="utf-8")
+    first = source.split("\n", 1)[0]
+    if first.startswith("; inherits:"):
+        parents = [p.strip() for p in first.removeprefix("; inherits:").split(",") if p.strip()]
+        source = "\n".join([*(read_query(p, kind, queries_dir) for p in parents), source])
+    return source
+
+
 def load_spec(name: str) -> LanguageSpec:
     """Build the spec for a known language name; raises ImportError, OSError or QueryError."""
     grammar = _GRAMMARS[name]
     module = importlib.import_module(grammar.module)
     language = Language(getattr(module, grammar.function)())
-    source = (QUERIES_DIR / f"{name}-tags.scm").read_text(encoding="utf-8")
+    source = read_query(name, "tags")
     return LanguageSpec(
         name=name,
         language=language,
