@@ -51,6 +51,7 @@ from lsp_server.context.related import (
     select_history,
     select_recent,
     select_repository,
+    select_scopes,
 )
 from lsp_server.context.syntax import cut_lines
 from lsp_server.context.tokens import TokenCounter
@@ -238,7 +239,7 @@ class ContextBuilder:
         fit = window.fit(limit, options.prefix_share, doc.cut)
         doc.cut = fit.state
         definitions = self._select_definitions(
-            src, doc, current, lines, window.line, (fit.first_line, fit.end_line),
+            src, doc, current, lines, window.line, cursor_byte, (fit.first_line, fit.end_line),
             repository.whole | recent_sel.whole, allot.definitions, options,
             tuple(e.seq for e in closed))
 
@@ -317,13 +318,14 @@ class ContextBuilder:
         return self._history.value
 
     def _select_definitions(self, src: Sources, doc: _Document, current: CursorFile,
-                            lines: FileLines, cursor_line: int, visible: tuple[int, int],
-                            shown: frozenset[str], allotment: int, options: ContextOptions,
-                            history_key: tuple[int, ...]) -> Selection:
+                            lines: FileLines, cursor_line: int, cursor_byte: int,
+                            visible: tuple[int, int], shown: frozenset[str], allotment: int,
+                            options: ContextOptions, history_key: tuple[int, ...]) -> Selection:
+        """The headers of enclosing scopes cut off above the prefix, then definitions."""
         if current.tree is None or current.spec is None or allotment <= 0:
             return Selection()
         key = (history_key, shown, allotment, options.remote, options.max_definition_lines,
-               options.nearby_lines)
+               options.nearby_lines, visible[0])
         moved = abs(cursor_line - doc.anchor_line) > options.nearby_lines // 2
         if doc.definitions.key == key and not moved:
             return doc.definitions.value
@@ -337,8 +339,12 @@ class ContextBuilder:
             return lines.source[int(lines.starts[first]):int(lines.starts[end])].decode(
                 "utf-8", "surrogatepass")
 
-        value = select_definitions(src, self.index, current, current_lines, names, visible,
-                                   shown, allotment, options.max_definition_lines)
+        scopes = select_scopes(src, current, cursor_byte, visible[0], allotment)
+        found = select_definitions(src, self.index, current, current_lines, names, visible,
+                                   shown, allotment - scopes.used, options.max_definition_lines)
+        value = Selection(segments=scopes.segments + found.segments,
+                          used=scopes.used + found.used, whole=found.whole,
+                          redactions=scopes.redactions + found.redactions)
         doc.definitions.key, doc.definitions.value = key, value
         doc.anchor_line = cursor_line
         return value

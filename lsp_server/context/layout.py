@@ -30,8 +30,8 @@ FIM_SUFFIX = "<|fim_suffix|>"
 FIM_MIDDLE = "<|fim_middle|>"
 FIM_MARKERS = 3  # suffix, prefix and middle
 
-SEGMENT_KINDS = ("repository", "recent_file", "definitions", "history", "current_suffix",
-                 "current_prefix")
+SEGMENT_KINDS = ("repository", "recent_file", "scopes", "definitions", "history",
+                 "current_suffix", "current_prefix")
 # Sizes of the current file are rounded up to this many tokens before they affect the
 # other segments, so that typing does not change what the repository segment holds.
 RESERVE_QUANTUM = 1024

@@ -20,6 +20,7 @@ from lsp_server.context.layout import (
     history_segment,
     piece_cost,
 )
+from lsp_server.context.syntax import enclosing_scopes
 from lsp_server.context.tags import Tag, extract_tags
 from lsp_server.context.tokens import TokenCounter
 
@@ -293,6 +294,34 @@ def _candidates(index: WorkspaceIndex | None, current: CursorFile, names: Sequen
             if 0 < len(anywhere) <= MAX_ANYWHERE_DEFINITIONS:
                 found += [_Found(2, distance, rel, t) for rel, t in anywhere]
     return found
+
+
+def select_scopes(src: Sources, current: CursorFile, cursor_byte: int, first_visible: int,
+                  allotment: int) -> Selection:
+    """The header lines of the scopes around the cursor that start above the first line of
+    the current file that is shown (a long function or class cut off by the budget), so
+    the model still knows which method of which class it is in."""
+    if current.tree is None or current.spec is None or allotment <= 0:
+        return Selection()
+    scopes = enclosing_scopes(current.spec, current.tree.tree, cursor_byte)
+    hidden = [s for s in scopes if s.start_line < first_visible and s.header]
+    if not hidden:
+        return Selection()
+    source = current.tree.source
+
+    def indent(start: int) -> str:
+        line_start = source.rfind(b"\n", 0, start) + 1
+        lead = source[line_start:start]
+        return lead.decode("utf-8", "replace") if not lead.strip() else ""
+
+    text = "".join(f"{indent(s.start_byte)}{s.header}\n" for s in hidden)
+    redactions = 0
+    if src.redact is not None:
+        text, redactions = src.redact(text)
+    piece = file_piece(src.counter, src.markers, "scopes", current.path, text)
+    if len(piece.tokens) > allotment:
+        return Selection()
+    return Selection(segments=(piece,), used=len(piece.tokens), redactions=redactions)
 
 
 def select_definitions(src: Sources, index: WorkspaceIndex | None, current: CursorFile,

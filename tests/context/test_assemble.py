@@ -111,7 +111,8 @@ def check_layout(ctx: Context, tokenizer: Tokenizer, options: ContextOptions) ->
     markers = {special[m] for m in ("<|file_sep|>", "<|edit_history|>", "<|fim_prefix|>",
                                     "<|fim_suffix|>", "<|fim_middle|>")}
     first = {"repository": "<|file_sep|>", "recent_file": "<|file_sep|>",
-             "definitions": "<|file_sep|>", "history": "<|edit_history|>",
+             "scopes": "<|file_sep|>", "definitions": "<|file_sep|>",
+             "history": "<|edit_history|>",
              "current_prefix": "<|fim_prefix|>", "current_suffix": "<|fim_suffix|>"}
     for seg in ctx.segments:
         assert seg.tokens[0] == special[first[seg.kind]]
@@ -197,6 +198,27 @@ def test_definition_from_an_imported_file(tokenizer, counter, registry, tmp_path
     (definition,) = [s for s in ctx.segments if s.kind == "definitions"]
     assert definition.path == "pkg/util.py"
     assert definition.text == "pkg/util.py\n" + UTIL[UTIL.index("def compute_total"):]
+
+
+def test_headers_of_scopes_cut_off_above_the_prefix_are_shown(tokenizer, counter, registry
+                                                               ) -> None:
+    body = "".join(f"        total_{i} = self.value * {i}\n" for i in range(400))
+    text = ("import os\n\n\nclass Ledger(Base):\n    def __init__(self):\n        pass\n\n"
+            f"    def settle(self, account, *, strict=False):\n{body}        return total\n")
+    offset = text.index("        return total")
+    builder = make_builder(tokenizer, counter, registry)
+    options = ContextOptions(budget=600)
+    ctx = builder.build(cursor(registry, "ledger.py", text, offset), options)
+    check_layout(ctx, tokenizer, options)
+    prefix = next(s for s in ctx.segments if s.kind == "current_prefix")
+    assert "class Ledger" not in prefix.text  # the budget cut it off...
+    (scopes,) = [s for s in ctx.segments if s.kind == "scopes"]
+    assert scopes.text == ("ledger.py\nclass Ledger(Base):\n"
+                           "    def settle(self, account, *, strict=False):\n")
+    # ...and with room for the whole file there is nothing to repeat.
+    whole = builder.build(cursor(registry, "ledger.py", text, offset),
+                          ContextOptions(budget=20000))
+    assert not [s for s in whole.segments if s.kind == "scopes"]
 
 
 def test_a_file_too_large_shows_its_definition_headers(tokenizer, counter, registry,
