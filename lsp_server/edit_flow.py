@@ -1,0 +1,149 @@
+"""Next-edit and instruction edits: document + cursor (or selection) -> minimal text edits.
+
+The model rewrites an editable region around the cursor, given the recent edit history;
+the original region is the speculative draft ("speculative edits": most of a rewrite is a
+copy, so the engine verifies many drafted tokens per forward pass). The rewrite is turned
+back into the smallest replacements, so the editor shows (and the user accepts) only what
+changed. Knows nothing about LSP; shared by the language server and headless commands.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from lsp_server.completion import STATS_KEYS, TIMING_KEYS, CompletionError, Engine
+from lsp_server.documents import Document
+from lsp_server.edits import (
+    EDIT_TOKENS,
+    END_OF_TEXT,
+    INSTRUCTION,
+    EditRegion,
+    TextEdit,
+    build_edit_prompt,
+    choose_region,
+    minimal_edits,
+    missing_edit_tokens,
+    parse_rewrite,
+    selection_region,
+)
+
+if TYPE_CHECKING:
+    from lsp_server.workspace import Workspace
+
+REWRITE_GROWTH = 1.25  # the rewrite may be this much longer than the region (in tokens)
+# The engine's `document` key: a newer edit request for a document cancels the older one,
+# and the engine's "previous output" drafter recalls the last rewrite there. Kept apart
+# from completions on the same document, which must neither cancel nor be cancelled by it.
+EDIT_GROUP_SUFFIX = "#edit"
+
+
+@dataclass(frozen=True)
+class EditSuggestion:
+    edits: list[TextEdit]  # document offsets, sorted, non-overlapping; [] for no change
+    region: EditRegion
+    new_region: str  # the model's rewrite of the region ("" when it did not finish)
+    timing: dict[str, Any]  # completion.TIMING_KEYS; None where not measured
+    stats: dict[str, Any]  # completion.STATS_KEYS; None where not measured
+    finish_reason: str | None
+
+
+def _check_edit_tokens(workspace: Workspace, info: dict[str, Any], instruction: bool) -> None:
+    """The engine's model and the workspace's tokenizer both have the edit tokens, with the
+    same ids (the prompt is built with the workspace's counter)."""
+    engine_ids = info.get("special_tokens") or {}
+    missing = missing_edit_tokens(engine_ids, instruction)
+    if missing:
+        raise CompletionError(f"the model has no edit tokens (missing {', '.join(missing)}); "
+                              "next-edit and instruction edits need a sparkedit model")
+    needed = (*EDIT_TOKENS, INSTRUCTION) if instruction else EDIT_TOKENS
+    if any(workspace.special_ids.get(name) != engine_ids[name] for name in needed):
+        raise CompletionError("the engine's model has other edit token ids than the "
+                              "workspace's tokenizer; restart the language server")
+
+
+def _history(workspace: Workspace, open_burst: bool) -> list[str]:
+    entries = workspace.history.entries(include_open=open_burst)
+    return [entry.diff for entry in entries if workspace.builder.allowed(entry.path)]
+
+
+async def predict_edit(workspace: Workspace, doc: Document, offset: int, *, engine: Engine,
+                       info: dict[str, Any], budget: int, instruction: str | None = None,
+                       selection: tuple[int, int] | None = None,
+                       max_new_tokens_extra: int = 32, open_burst: bool = True,
+                       remote: bool = False) -> EditSuggestion:
+    """The model's edit of the region around string offset `offset` of `doc` (or of the
+    lines of `selection`, string offsets, for an instruction edit).
+
+    Raises CompletionError for a request that cannot be served (the model has no edit
+    tokens, the region does not fit the budget or the context); engine errors
+    (EngineError, EngineConnectionError) propagate for the caller to degrade on. An output
+    cut short by `max_tokens` gives no edits and finish_reason "length".
+    `open_burst`: the history ends with the burst of typing still open (the change just
+    made, which is what a next edit follows from; the closed diffs before it keep their
+    cached prefix). `remote`: the prompt goes to a remote target: secrets outside the
+    region are redacted and an excluded document is refused.
+    """
+    started = time.perf_counter()
+    _check_edit_tokens(workspace, info, instruction is not None)
+    if remote and not workspace.allowed(doc.uri):
+        raise CompletionError(f"{workspace.display_path(doc.uri)} is excluded from remote "
+                              "contexts")
+    text = doc.text
+    if selection is not None:
+        region = selection_region(text, *selection)
+    else:
+        spec = workspace.registry.for_document(doc.uri, doc.language_id)
+        region = choose_region(text, offset, workspace.tree(doc.uri), spec)
+    region_text = text[region.start:region.end]
+    counter = workspace.counter
+    max_tokens = math.ceil(counter.count(region_text) * REWRITE_GROWTH) + max_new_tokens_extra
+    prompt_budget = budget
+    limit = info.get("context_limit")
+    if isinstance(limit, int) and limit > 0:
+        prompt_budget = min(budget, limit - max_tokens)
+    if prompt_budget <= 0:
+        raise CompletionError(f"the edit region's rewrite needs {max_tokens} tokens, which "
+                              f"leaves no prompt budget in a context of {limit}")
+    workspace.history.close_open(time.monotonic())
+    try:
+        prompt = build_edit_prompt(counter=counter, special_ids=workspace.special_ids,
+                                   path=workspace.display_path(doc.uri), text=text,
+                                   region=region, history=_history(workspace, open_burst),
+                                   instruction=instruction, budget=prompt_budget,
+                                   redact=remote)
+    except ValueError as exc:
+        raise CompletionError(str(exc)) from exc
+    context_ms = (time.perf_counter() - started) * 1000
+
+    # The engine already ends at any control token; the stop string is for targets that
+    # return markers as text. Code that holds the string itself must not stop the rewrite.
+    stop = [] if END_OF_TEXT in region_text else [END_OF_TEXT]
+    answer = await engine.generate({
+        "tokens": prompt.tokens,
+        "max_tokens": max_tokens,
+        "temperature": 0.0,
+        "top_p": 1.0,
+        "seed": 0,
+        "stop": stop,
+        "draft": region_text,
+        "heal": None,
+        "stream": False,
+        "document": doc.uri + EDIT_GROUP_SUFFIX,
+    })
+    engine_timing = answer.get("timing") or {}
+    engine_stats = answer.get("stats") or {}
+    timing: dict[str, Any] = {key: engine_timing.get(key) for key in TIMING_KEYS}
+    timing["context_ms"] = round(context_ms, 3)
+    stats = {key: engine_stats.get(key) for key in STATS_KEYS}
+    finish = answer.get("finish_reason")
+    new_region = parse_rewrite(answer.get("text", ""), finish, region=region_text)
+    if new_region is None:
+        return EditSuggestion(edits=[], region=region, new_region="", timing=timing,
+                              stats=stats, finish_reason="length" if finish != "cancelled"
+                              else finish)
+    return EditSuggestion(edits=minimal_edits(region_text, new_region, region.start),
+                          region=region, new_region=new_region, timing=timing, stats=stats,
+                          finish_reason=finish)
