@@ -1,19 +1,20 @@
 """What the language server does, without the protocol: documents, the engine, status.
 
-`Assistant` is the one object the pygls handlers call. It owns the document store and
-the engine process, turns engine failures into "no suggestion" plus a status message,
-and remembers the last latencies for `sparkedit/status`. It never imports pygls; the
-server passes callbacks for the two things it must say to the client.
+`Assistant` is the one object the pygls handlers call. It owns the document store, the
+workspace (context engine), the engine process and the ghost-text service; it turns
+engine failures into "no suggestion" plus a status message and keeps the feedback
+statistics for `sparkedit/status`. It never imports pygls; the server passes callbacks
+for the two things it must say to the client.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.models import default_model_dir
 from engine.rpc import EngineConnectionError, EngineError
@@ -35,10 +36,22 @@ from lsp_server.documents import (
     PositionError,
     TextChange,
 )
+from lsp_server.edit_flow import EditSuggestion, predict_edit
 from lsp_server.engine_process import EngineHandle, EngineOptions, EngineProcess, EngineStartError
+from lsp_server.feedback import Feedback
+from lsp_server.inline import InlineAnswer, InlineService
+from lsp_server.options import (
+    ServerOptions,
+    enabled_for,
+    parse_options,
+    restart_needed,
+    stats_path,
+)
+from lsp_server.suggestions import AdaptiveDebounce
 from lsp_server.workspace import Workspace, WorkspaceSettings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 UNTRAINED_WARNING = ("sparkedit: suggestions come from an untrained model (random weights); "
                      "they are not meaningful code until a trained model is installed.")
@@ -60,27 +73,64 @@ def model_name(info: dict[str, Any]) -> str | None:
 
 class Assistant:
     def __init__(self, *, engine: EngineOptions, completion: CompletionOptions,
-                 callbacks: AssistantCallbacks) -> None:
+                 callbacks: AssistantCallbacks, options: ServerOptions | None = None) -> None:
         self.documents = DocumentStore()
+        self.options = options or ServerOptions(model=engine.model, target=engine.target,
+                                                budget=completion.budget,
+                                                max_tokens=completion.max_tokens)
         self.completion_options = completion
         self._callbacks = callbacks
+        self._engine_options = engine
         self._engine = EngineProcess(engine, on_state=self._on_engine_state)
         self._state = "stopped"
         self._message = "the engine starts with the first request"
         self._last: dict[str, Any] = {}
         self._warned_untrained = False
-        self._engine_options = engine
         self.workspace: Workspace | None = None
+        self.inline = InlineService(
+            complete=self._complete_or_none, feedback=Feedback(stats_path(self.options)),
+            debounce=AdaptiveDebounce(self.options.debounce_min_ms, self.options.debounce_max_ms),
+            workspace=self._workspace)
+
+    # -- configuration
+
+    def configure(self, raw: Any) -> tuple[list[str], bool]:
+        """Apply `initializationOptions` or `didChangeConfiguration` settings.
+
+        Returns (problems to show the user, whether the workspace must be re-indexed).
+        Target or model changes restart the engine with the next request."""
+        new, problems = parse_options(raw, self.options)
+        old, self.options = self.options, new
+        self.completion_options = replace(self.completion_options, budget=new.budget,
+                                          max_tokens=new.max_tokens)
+        self.inline.debounce = AdaptiveDebounce(new.debounce_min_ms, new.debounce_max_ms)
+        self.inline.feedback.stats_path = stats_path(new)
+        if restart_needed(old, new):
+            self._engine_options = replace(self._engine_options, model=new.model,
+                                           target=new.target)
+            old_engine = self._engine
+            self._engine = EngineProcess(self._engine_options, on_state=self._on_engine_state)
+            old_engine.kill_now()
+            self._state, self._message = "stopped", "the engine restarts with the new settings"
+        reindex = (old.exclude, old.max_file_bytes, old.model) != \
+            (new.exclude, new.max_file_bytes, new.model)
+        if reindex and self.workspace is not None:
+            self.start_workspace(replace(self.workspace.settings, exclude=new.exclude,
+                                         max_file_bytes=new.max_file_bytes))
+        return problems, reindex
 
     # -- workspace and documents
 
     def start_workspace(self, settings: WorkspaceSettings) -> Workspace:
         """The context engine for `settings.root`, counting with the engine model's tokenizer.
 
-        Documents already open are carried over, so a late root loses nothing."""
+        Documents already open and the edit history are carried over, so a late root or
+        new exclusions lose nothing."""
         folder = Path(self._engine_options.model) if self._engine_options.model \
             else default_model_dir()
-        workspace = Workspace(tokenizer=Tokenizer.from_dir(folder), settings=settings)
+        previous = self.workspace
+        workspace = Workspace(tokenizer=Tokenizer.from_dir(folder), settings=settings,
+                              history=previous.history if previous else None)
         for doc in self.documents.all():
             workspace.opened(doc)
         self.workspace = workspace
@@ -95,6 +145,7 @@ class Assistant:
 
     def did_change(self, uri: str, changes: list[TextChange], version: int | None,
                    encoding: Encoding) -> PositionError | None:
+        self.inline.keystroke(uri)
         result = self.documents.change_with_edits(uri, changes, version, encoding)
         if isinstance(result, PositionError):
             return result
@@ -103,6 +154,7 @@ class Assistant:
         return None
 
     def did_close(self, uri: str) -> None:
+        self.inline.forget(uri)
         self.documents.close(uri)
         if self.workspace is not None:
             self.workspace.closed(uri)
@@ -111,41 +163,51 @@ class Assistant:
         if self.workspace is not None:
             self.workspace.saved(uri)
 
+    def _enabled(self, doc: Document) -> bool:
+        spec = self._workspace().registry.for_document(doc.uri, doc.language_id)
+        return enabled_for(self.options, doc.language_id, spec.name if spec else None)
+
+    def document_at(self, uri: str, position: Position, encoding: Encoding,
+                    what: str) -> tuple[Document, int] | None:
+        """The open document and the offset of `position`, or None (logged)."""
+        doc = self.documents.get(uri)
+        if doc is None:
+            log.info("%s for a document that is not open: %s", what, uri)
+            return None
+        offset = doc.offset_at(position, encoding)
+        if isinstance(offset, PositionError):
+            log.info("%s at a bad position in %s: %s", what, uri, offset.message)
+            return None
+        return doc, offset
+
     # -- status
 
     def status(self) -> dict[str, Any]:
         """The `sparkedit/status` payload (camelCase: it goes on the wire as is)."""
         handle = self._engine.current
+        workspace = self.workspace
         return {
             "state": self._state,
             "message": self._message,
             "enginePid": self._engine.pid,
             "model": model_name(handle.info) if handle else None,
             "untrained": bool(handle.info.get("untrained")) if handle else None,
+            "target": self.options.target,
             "lastLatencies": dict(self._last),
+            "stats": self.inline.summary(),
+            "indexReady": bool(workspace and workspace.index_ready),
         }
 
     def _on_engine_state(self, state: str, message: str) -> None:
         self._state, self._message = state, message
         self._callbacks.status(self.status())
 
-    # -- completion
+    # -- the engine, with every failure turned into "no answer"
 
-    async def inline_completion(self, uri: str, position: Position,
-                                encoding: Encoding) -> Suggestion | None:
-        """A suggestion at `position` of `uri`, or None (logged) when there is none to give.
-
-        Cancellation (the client's `$/cancelRequest`) propagates as CancelledError; the
-        engine client cancels the engine job on its way out.
-        """
-        doc = self.documents.get(uri)
-        if doc is None:
-            log.info("inline completion for a document that is not open: %s", uri)
-            return None
-        offset = doc.offset_at(position, encoding)
-        if isinstance(offset, PositionError):
-            log.info("inline completion at a bad position in %s: %s", uri, offset.message)
-            return None
+    async def _with_engine(self, what: str,
+                           job: Callable[[EngineHandle], Awaitable[T]]) -> T | None:
+        """Run `job` on a healthy engine; None (logged, status sent) when it cannot.
+        Cancellation propagates: the engine client cancels the engine job on its way out."""
         if self._engine.died():
             # Answer this keystroke now rather than after a restart of several seconds;
             # the restart runs in the background and the next request uses it.
@@ -155,48 +217,14 @@ class Assistant:
         if handle is None:
             return None
         try:
-            suggestion = await self._complete(doc, offset, handle)
-        except asyncio.CancelledError:
-            # The client cancelled (a newer keystroke): EngineClient.generate has already
-            # sent the engine `cancel` for this job; pygls answers -32800.
-            log.debug("inline completion for %s cancelled", uri)
-            raise
+            return await job(handle)
         except EngineConnectionError as exc:
             self._engine.mark_broken(str(exc), generation=handle.generation)
-            return None
         except EngineError as exc:
-            log.warning("the engine refused the completion: %s", exc)
-            return None
+            log.warning("the engine refused the %s: %s", what, exc)
         except CompletionError as exc:
-            log.warning("no completion: %s", exc)
-            return None
-        self._last = {k: suggestion.timing.get(k) for k in ("context_ms", "ttft_ms", "total_ms")}
-        return suggestion
-
-    def context_view(self, uri: str, position: Position, encoding: Encoding,
-                     budget: int | None) -> dict[str, Any] | None:
-        """What a completion at `position` would send (`sparkedit context --json`), or None."""
-        doc = self.documents.get(uri)
-        offset = doc.offset_at(position, encoding) if doc else None
-        if doc is None or isinstance(offset, PositionError) or offset is None:
-            log.info("no context for %s at %s: %s", uri, position,
-                     offset.message if isinstance(offset, PositionError) else "not open")
-            return None
-        options = self.completion_options
-        handle = self._engine.current
-        info = handle.info if handle else {}
-        try:
-            context = self._workspace().context(doc, offset, ContextOptions(
-                budget=budget or effective_budget(options, info), heal=options.heal,
-                fim_order=fim_order(info).value, prefix_share=options.prefix_share))
-        except (ValueError, CompletionError) as exc:
-            log.info("no context for %s: %s", uri, exc)
-            return None
-        return context_json(context)
-
-    async def _complete(self, doc: Document, offset: int, handle: EngineHandle) -> Suggestion:
-        return await complete_in_workspace(self._workspace(), doc, offset, engine=handle.client,
-                                           info=handle.info, options=self.completion_options)
+            log.warning("no %s: %s", what, exc)
+        return None
 
     async def _engine_handle(self) -> EngineHandle | None:
         try:
@@ -210,7 +238,99 @@ class Assistant:
             self._callbacks.warn(UNTRAINED_WARNING)
         return handle
 
+    # -- ghost text
+
+    async def inline_completion(self, uri: str, position: Position,
+                                encoding: Encoding) -> InlineAnswer | None:
+        """Ghost text at `position` of `uri`, or None (logged) when there is none to give.
+        CancelledError when the client cancels or a newer keystroke supersedes it."""
+        found = self.document_at(uri, position, encoding, "inline completion")
+        if found is None or not self._enabled(found[0]):
+            return None
+        return await self.inline.answer(*found)
+
+    async def _complete_or_none(self, doc: Document, offset: int) -> Suggestion | None:
+        async def job(handle: EngineHandle) -> Suggestion:
+            return await complete_in_workspace(self._workspace(), doc, offset,
+                                               engine=handle.client, info=handle.info,
+                                               options=self.completion_options)
+
+        suggestion = await self._with_engine("completion", job)
+        if suggestion is not None:
+            self._last = {k: suggestion.timing.get(k)
+                          for k in ("context_ms", "ttft_ms", "total_ms")}
+        return suggestion
+
+    # -- edits
+
+    async def next_edit(self, uri: str, version: int | None, position: Position,
+                        encoding: Encoding) -> tuple[Document, EditSuggestion] | None:
+        """The predicted next change near the cursor, for the document version asked."""
+        found = self.document_at(uri, position, encoding, "next edit")
+        if found is None or not self.options.next_edit or not self._enabled(found[0]):
+            return None
+        doc, offset = found
+        if version is not None and doc.version is not None and version != doc.version:
+            log.info("next edit for version %s of %s, which is at %s: stale", version, uri,
+                     doc.version)
+            return None
+        return await self._edit(doc, offset, None, None)
+
+    async def edit_selection(self, uri: str, start: Position, end: Position, instruction: str,
+                             encoding: Encoding) -> tuple[Document, EditSuggestion] | None:
+        found = self.document_at(uri, start, encoding, "edit selection")
+        found_end = self.document_at(uri, end, encoding, "edit selection")
+        if found is None or found_end is None or found_end[1] < found[1]:
+            return None
+        doc, offset = found
+        return await self._edit(doc, offset, instruction, (offset, found_end[1]))
+
+    async def _edit(self, doc: Document, offset: int, instruction: str | None,
+                    selection: tuple[int, int] | None) -> tuple[Document, EditSuggestion] | None:
+        started = time.monotonic()
+
+        async def job(handle: EngineHandle) -> EditSuggestion:
+            return await predict_edit(self._workspace(), doc, offset, engine=handle.client,
+                                      info=handle.info,
+                                      budget=effective_budget(self.completion_options,
+                                                              handle.info),
+                                      instruction=instruction, selection=selection)
+
+        edit = await self._with_engine("edit", job)
+        if edit is None:
+            return None
+        self.inline.feedback.request(
+            answered_from_cache=False, cancelled=False,
+            latency_ms=(time.monotonic() - started) * 1000,
+            prompt_tokens=edit.stats.get("prompt_tokens"),
+            cached_prompt_tokens=edit.stats.get("cached_prompt_tokens"))
+        return doc, edit
+
+    # -- what the model sees
+
+    def context_view(self, uri: str, position: Position, encoding: Encoding,
+                     budget: int | None) -> dict[str, Any] | None:
+        """What a completion at `position` would send (`sparkedit context --json`), or None."""
+        found = self.document_at(uri, position, encoding, "context")
+        if found is None:
+            return None
+        doc, offset = found
+        options = self.completion_options
+        handle = self._engine.current
+        info = handle.info if handle else {}
+        try:
+            context = self._workspace().context(doc, offset, ContextOptions(
+                budget=budget or effective_budget(options, info), heal=options.heal,
+                fim_order=fim_order(info).value, prefix_share=options.prefix_share))
+        except (ValueError, CompletionError) as exc:
+            log.info("no context for %s: %s", uri, exc)
+            return None
+        return context_json(context)
+
+    # -- shutdown
+
     async def stop(self) -> None:
+        self.inline.feedback.save(time.time())
         await self._engine.stop()
         self._state, self._message = "stopped", "the engine was stopped"
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
-from lsp_server.completion import Suggestion
-from lsp_server.documents import Encoding, Position, Range, TextChange
+from lsp_server.documents import Document, Encoding, Position, Range, TextChange
+
+if TYPE_CHECKING:
+    from lsp_server.edit_flow import EditSuggestion
+    from lsp_server.inline import InlineAnswer
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +38,51 @@ def changes(content_changes: Sequence[types.TextDocumentContentChangeEvent]) -> 
     return out
 
 
-def inline_items(suggestion: Suggestion | None,
-                 at: types.Position) -> list[types.InlineCompletionItem]:
-    """Ghost text at the cursor; nothing for an empty suggestion (nothing to show)."""
-    if suggestion is None or not suggestion.text:
+def inline_items(answer: InlineAnswer | None, at: types.Position,
+                 accept_command: str) -> list[types.InlineCompletionItem]:
+    """Ghost text at the cursor; nothing for an empty answer (nothing to show). The item's
+    command carries the suggestion's id: an editor runs it on accept, and clients send
+    the id with `sparkedit/didShow`, `didAccept` and `didReject`."""
+    if answer is None or not answer.text:
         return []
-    return [types.InlineCompletionItem(insert_text=suggestion.text,
-                                       range=types.Range(start=at, end=at))]
+    command = types.Command(title="sparkedit: suggestion accepted", command=accept_command,
+                            arguments=[answer.id])
+    return [types.InlineCompletionItem(insert_text=answer.text,
+                                       range=types.Range(start=at, end=at), command=command)]
+
+
+def lsp_position(doc: Document, offset: int, encoding: Encoding) -> types.Position:
+    pos = doc.position_at(offset, encoding)
+    return types.Position(line=pos.line, character=pos.character)
+
+
+def text_edits(doc: Document, edit: EditSuggestion, encoding: Encoding) -> list[types.TextEdit]:
+    return [types.TextEdit(range=types.Range(start=lsp_position(doc, e.start, encoding),
+                                             end=lsp_position(doc, e.end, encoding)),
+                           new_text=e.new_text) for e in edit.edits]
+
+
+def next_edit_result(doc: Document, edit: EditSuggestion, encoding: Encoding,
+                     suggestion_id: str) -> dict[str, Any]:
+    """`{edits: [{range, newText}], id, textDocument}` (camelCase: sent as is)."""
+    edits = [{"range": {"start": {"line": e.range.start.line,
+                                  "character": e.range.start.character},
+                        "end": {"line": e.range.end.line, "character": e.range.end.character}},
+              "newText": e.new_text} for e in text_edits(doc, edit, encoding)]
+    if not edits:
+        return {"edits": []}
+    return {"edits": edits, "id": suggestion_id,
+            "textDocument": {"uri": doc.uri, "version": doc.version}}
+
+
+def workspace_edit(doc: Document, edit: EditSuggestion,
+                   encoding: Encoding) -> types.WorkspaceEdit:
+    """The rewrite as versioned document changes: a client applies it only to the version
+    it was computed for."""
+    return types.WorkspaceEdit(document_changes=[types.TextDocumentEdit(
+        text_document=types.OptionalVersionedTextDocumentIdentifier(uri=doc.uri,
+                                                                    version=doc.version),
+        edits=text_edits(doc, edit, encoding))])
 
 
 def root_folder(params: types.InitializeParams) -> str | None:
@@ -53,25 +94,6 @@ def root_folder(params: types.InitializeParams) -> str | None:
         if path is not None and path.is_dir():
             return str(path)
     return params.root_path or None
-
-
-def workspace_options(options: Any) -> dict[str, Any]:
-    """`WorkspaceSettings` fields from `initializationOptions` (camelCase on the wire);
-    anything malformed is ignored with a log line rather than failing initialize."""
-    out: dict[str, Any] = {}
-    if not isinstance(options, dict):
-        return out
-    exclude = options.get("exclude")
-    if isinstance(exclude, list) and all(isinstance(p, str) for p in exclude):
-        out["exclude"] = tuple(exclude)
-    elif exclude is not None:
-        log.warning("initializationOptions.exclude must be a list of strings; ignored")
-    size = options.get("maxFileBytes")
-    if isinstance(size, int) and size > 0:
-        out["max_file_bytes"] = size
-    elif size is not None:
-        log.warning("initializationOptions.maxFileBytes must be a positive integer; ignored")
-    return out
 
 
 def supports_progress(capabilities: types.ClientCapabilities | None) -> bool:
@@ -106,6 +128,31 @@ def param_position(params: Any) -> Position | None:
     if isinstance(line, int) and isinstance(character, int) and line >= 0 and character >= 0:
         return Position(line=line, character=character)
     return None
+
+
+def text_document_request(params: Any) -> tuple[str, int | None, Position] | None:
+    """(uri, version, position) of `{textDocument: {uri, version?}, position}`, or None."""
+    document = param(params, "textDocument")
+    uri, version = param(document, "uri"), param(document, "version")
+    position = param_position(params)
+    if not isinstance(uri, str) or position is None:
+        return None
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+        return None
+    return uri, version, position
+
+
+def edit_selection_args(args: Sequence[Any]) -> tuple[str, Position, Position, str] | None:
+    """`[uri, range, instruction]` of `sparkedit.editSelection`, validated, or None."""
+    if len(args) != 3:
+        return None
+    uri, lsp_range, instruction = args
+    start = param_position({"position": param(lsp_range, "start")})
+    end = param_position({"position": param(lsp_range, "end")})
+    if not isinstance(uri, str) or start is None or end is None \
+            or not isinstance(instruction, str) or not instruction.strip():
+        return None
+    return uri, start, end, instruction
 
 
 def param(params: Any, name: str) -> Any:

@@ -12,6 +12,15 @@ Custom methods:
   server's exact copy of a document, for tests and for debugging desynchronised edits.
 - `sparkedit/context` (request, `{textDocument: {uri}, position, budget?}`) -> the context
   a completion there would send, as `sparkedit context --json` prints it, or null.
+- `sparkedit/nextEdit` (request, `{textDocument: {uri, version}, position}`) ->
+  `{edits: [{range, newText}], id, textDocument: {uri, version}}`, or `{edits: []}`.
+- `workspace/executeCommand` `sparkedit.editSelection` `[uri, range, instruction]` -> a
+  `WorkspaceEdit` (versioned document changes) or null; `sparkedit.accept` `[id]` (the
+  command inline completion items carry) records an accept.
+- `sparkedit/didShow` `{id}`, `sparkedit/didAccept` `{id, acceptedLength?}`,
+  `sparkedit/didReject` `{id}` (notifications): feedback on a suggestion.
+The status payload also carries `stats` (acceptance, latency percentiles, cache and
+cancellation shares, prompt-prefix reuse), `target` and `indexReady`.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
 from lsp_server import lsp_types
@@ -41,6 +51,9 @@ REFRESH_EVERY_S = 0.5  # how often edited open documents are checked for re-inde
 STATUS = "sparkedit/status"
 DOCUMENT_TEXT = "sparkedit/documentText"
 CONTEXT = "sparkedit/context"
+NEXT_EDIT = "sparkedit/nextEdit"
+DID_SHOW, DID_ACCEPT, DID_REJECT = "sparkedit/didShow", "sparkedit/didAccept", "sparkedit/didReject"
+EDIT_SELECTION, ACCEPT = "sparkedit.editSelection", "sparkedit.accept"
 VERSION = "0.1.0"
 
 
@@ -52,6 +65,7 @@ class SparkeditServer(LanguageServer):
                                    callbacks=AssistantCallbacks(status=self._notify_status,
                                                                 warn=self._warn))
         self._stopping = False
+        self._index_runs = 0
         self._background: set[asyncio.Task] = set()
 
     @property
@@ -67,33 +81,41 @@ class SparkeditServer(LanguageServer):
         supports it, then keep edited open documents re-indexed."""
         loop = asyncio.get_running_loop()
         progress = None
+        self._index_runs += 1
+        token = INDEX_PROGRESS_TOKEN if self._index_runs == 1 else \
+            f"{INDEX_PROGRESS_TOKEN}/{self._index_runs}"
         if lsp_types.supports_progress(self.client_capabilities):
             try:
-                await self.work_done_progress.create_async(INDEX_PROGRESS_TOKEN)
+                await self.work_done_progress.create_async(token)
                 progress = self.work_done_progress
             except Exception as exc:  # the client refused the token: index without progress
                 log.info("no index progress: %s", exc)
         if progress is not None:
-            progress.begin(INDEX_PROGRESS_TOKEN, types.WorkDoneProgressBegin(
+            progress.begin(token, types.WorkDoneProgressBegin(
                 title="sparkedit: indexing the workspace", percentage=0))
 
         def report(done: int, total: int) -> None:
             if progress is not None and total:
                 value = types.WorkDoneProgressReport(message=f"{done}/{total} files",
                                                      percentage=int(100 * done / total))
-                loop.call_soon_threadsafe(progress.report, INDEX_PROGRESS_TOKEN, value)
+                loop.call_soon_threadsafe(progress.report, token, value)
 
         try:
             await asyncio.to_thread(workspace.build_index, report, lambda: self._stopping)
         finally:
             if progress is not None:
                 stats = workspace.index.stats() if workspace.index else {}
-                progress.end(INDEX_PROGRESS_TOKEN, types.WorkDoneProgressEnd(
+                progress.end(token, types.WorkDoneProgressEnd(
                     message=f"{stats.get('files', 0)} files indexed"))
-        while not self._stopping:
+        while not self._stopping and self.assistant.workspace is workspace:
             await asyncio.sleep(REFRESH_EVERY_S)
             if workspace.has_dirty():
                 await asyncio.to_thread(workspace.refresh_dirty)
+
+    def start_indexing(self, workspace: Workspace) -> None:
+        task = asyncio.create_task(self.index_workspace(workspace))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _notify_status(self, status: dict[str, Any]) -> None:
         self.protocol.notify(STATUS, status)
@@ -109,10 +131,14 @@ def build_server(engine: EngineOptions | None = None,
 
     @server.feature(types.INITIALIZE)
     def initialize(ls: SparkeditServer, params: types.InitializeParams) -> None:
-        options = lsp_types.workspace_options(params.initialization_options)
+        problems, _ = ls.assistant.configure(params.initialization_options or {})
+        for problem in problems:
+            log.warning("initializationOptions: %s", problem)
+        options = ls.assistant.options
         root = lsp_types.root_folder(params)
-        ls.assistant.start_workspace(WorkspaceSettings(root=Path(root) if root else None,
-                                                       **options))
+        ls.assistant.start_workspace(WorkspaceSettings(
+            root=Path(root) if root else None, exclude=options.exclude,
+            max_file_bytes=options.max_file_bytes))
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: SparkeditServer, params: types.InitializedParams) -> None:
@@ -121,9 +147,18 @@ def build_server(engine: EngineOptions | None = None,
             return
         if lsp_types.supports_watched_files(ls.client_capabilities):
             await lsp_types.register_file_watchers(ls)
-        task = asyncio.create_task(ls.index_workspace(workspace))
-        ls._background.add(task)
-        task.add_done_callback(ls._background.discard)
+        ls.start_indexing(workspace)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    def did_change_configuration(ls: SparkeditServer,
+                                 params: types.DidChangeConfigurationParams) -> None:
+        problems, reindex = ls.assistant.configure(params.settings)
+        if problems:
+            ls._warn("sparkedit settings: " + "; ".join(problems))
+        workspace = ls.assistant.workspace
+        if reindex and workspace is not None and workspace.index is not None:
+            ls.start_indexing(workspace)
+        ls._notify_status(ls.assistant.status())
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: SparkeditServer, params: types.DidOpenTextDocumentParams) -> None:
@@ -161,9 +196,64 @@ def build_server(engine: EngineOptions | None = None,
     ) -> list[types.InlineCompletionItem]:
         # Async so that $/cancelRequest cancels it; the engine client turns that
         # cancellation into an engine `cancel` and CancelledError propagates to pygls.
-        suggestion = await ls.assistant.inline_completion(
+        answer = await ls.assistant.inline_completion(
             params.text_document.uri, lsp_types.position(params.position), ls.encoding)
-        return lsp_types.inline_items(suggestion, params.position)
+        return lsp_types.inline_items(answer, params.position, ACCEPT)
+
+    @server.feature(NEXT_EDIT)
+    async def next_edit(ls: SparkeditServer, params: Any = None) -> dict[str, Any]:
+        request = lsp_types.text_document_request(params)
+        if request is None:
+            log.info("sparkedit/nextEdit needs textDocument.uri and a position")
+            return {"edits": []}
+        uri, version, position = request
+        found = await ls.assistant.next_edit(uri, version, position, ls.encoding)
+        if found is None:
+            return {"edits": []}
+        doc, edit = found
+        return lsp_types.next_edit_result(doc, edit, ls.encoding,
+                                          ls.assistant.inline.register_edit(uri, edit))
+
+    @server.command(EDIT_SELECTION)
+    async def edit_selection(ls: SparkeditServer, *args: Any) -> Any:
+        request = lsp_types.edit_selection_args(args)
+        if request is None:
+            raise JsonRpcInvalidParams(
+                f"{EDIT_SELECTION} takes [uri, range, instruction] (a string uri, an LSP "
+                "range, a non-empty instruction)")
+        uri, start, end, instruction = request
+        found = await ls.assistant.edit_selection(uri, start, end, instruction, ls.encoding)
+        if found is None:
+            return None
+        doc, edit = found
+        return lsp_types.workspace_edit(doc, edit, ls.encoding)
+
+    @server.command(ACCEPT)
+    def accept_command(ls: SparkeditServer, *args: Any) -> None:
+        if args and isinstance(args[0], str):
+            ls.assistant.inline.did_accept(args[0], None, ls.assistant.documents.get)
+
+    @server.feature(DID_SHOW)
+    def did_show(ls: SparkeditServer, params: Any = None) -> None:
+        suggestion_id = lsp_types.param(params, "id")
+        if isinstance(suggestion_id, str):
+            ls.assistant.inline.did_show(suggestion_id)
+
+    @server.feature(DID_ACCEPT)
+    def did_accept(ls: SparkeditServer, params: Any = None) -> None:
+        suggestion_id = lsp_types.param(params, "id")
+        length = lsp_types.param(params, "acceptedLength")
+        if not isinstance(suggestion_id, str) or not (length is None or (
+                isinstance(length, int) and not isinstance(length, bool) and length >= 0)):
+            log.info("sparkedit/didAccept needs {id: string, acceptedLength?: int >= 0}")
+            return
+        ls.assistant.inline.did_accept(suggestion_id, length, ls.assistant.documents.get)
+
+    @server.feature(DID_REJECT)
+    def did_reject(ls: SparkeditServer, params: Any = None) -> None:
+        suggestion_id = lsp_types.param(params, "id")
+        if isinstance(suggestion_id, str):
+            ls.assistant.inline.did_reject(suggestion_id)
 
     @server.feature(STATUS)
     def status(ls: SparkeditServer, params: Any = None) -> dict[str, Any]:

@@ -62,12 +62,13 @@ def find_root(path: Path) -> Path:
 
 
 class Workspace:
-    def __init__(self, *, tokenizer: Tokenizer, settings: WorkspaceSettings) -> None:
+    def __init__(self, *, tokenizer: Tokenizer, settings: WorkspaceSettings,
+                 history: EditHistory | None = None) -> None:
         self.settings = settings
         self.registry = LanguageRegistry()
         self.counter = TokenCounter.from_tokenizer(tokenizer)
         self.special_ids = dict(tokenizer.special_ids)
-        self.history = EditHistory()
+        self.history = history if history is not None else EditHistory()
         self.rules = ExclusionRules.create(settings.exclude,
                                            use_defaults=settings.use_default_excludes)
         self.files: WorkspaceFiles | None = None

@@ -67,17 +67,19 @@ async def test_engine_dying_mid_request_answers_none_then_recovers():
                           callbacks=AssistantCallbacks(status=statuses.append,
                                                        warn=warnings.append))
     assistant.documents.open("u", "def f(x):\n    return x\n", 1)
-    at = Position(line=1, character=4)
+    at = Position(line=1, character=12)
     try:
         assert await assistant.inline_completion("u", at, Encoding.UTF16) is not None
         pid = assistant.status()["enginePid"]
         # Killed with no chance for the loop to notice first: the request itself fails
         # on the closed connection (not on the process check) and must degrade to None.
         os.kill(pid, signal.SIGKILL)
+        assistant.inline.cache.invalidate("u")  # a repeated request would be answered from it
         assert await assistant.inline_completion("u", at, Encoding.UTF16) is None
         assert any(s["state"] == "restarting" for s in statuses)
         again = await assistant.inline_completion("u", at, Encoding.UTF16)
-        assert again is not None and again.untrained
+        assert again is not None and again.suggestion is not None
+        assert again.suggestion.untrained
         assert assistant.status()["enginePid"] != pid
         assert len(warnings) == 1  # the untrained warning is said once, not per engine
     finally:
