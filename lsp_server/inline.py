@@ -74,6 +74,9 @@ class InlineService:
         self.cache = SuggestionCache()
         self._shown: OrderedDict[str, Shown] = OrderedDict()
         self._edits: OrderedDict[str, tuple[str, int]] = OrderedDict()  # id -> (uri, length)
+        self._typed: dict[str, int] = {}  # id -> characters typed through it so far
+        self._latency: dict[str, float] = {}  # id -> ms from request to its latest answer
+        self._pending: dict[str, str] = {}  # uri -> the ghost text id shown and not settled
         self._inflight: dict[str, asyncio.Task] = {}
         self._ahead: dict[str, Ahead] = {}
         self._ids = itertools.count(1)
@@ -117,8 +120,11 @@ class InlineService:
             self.feedback.request(answered_from_cache=True, cancelled=False,
                                   latency_ms=latency, prompt_tokens=None,
                                   cached_prompt_tokens=None)
-            shown = self._remember(doc.uri, doc.text, offset, hit.remaining)
-            return InlineAnswer(id=shown.id, text=hit.remaining, from_cache=True,
+            # The same suggestion, typed into: the same id, so feedback counts it once;
+            # accept lengths the client reports are relative to what is left of it.
+            self._typed[hit.suggestion_id] = hit.typed
+            self._latency[hit.suggestion_id] = latency
+            return InlineAnswer(id=hit.suggestion_id, text=hit.remaining, from_cache=True,
                                 suggestion=None)
         delay = self.debounce.delay_ms(time.monotonic())
         if delay > 0:
@@ -137,6 +143,7 @@ class InlineService:
         if not text:
             return None
         shown = self._remember(doc.uri, doc.text, offset, text)
+        self._latency[shown.id] = latency
         return InlineAnswer(id=shown.id, text=text, from_cache=False,
                             suggestion=replace(suggestion, text=text))
 
@@ -153,23 +160,31 @@ class InlineService:
                       suggestion=suggestion)
         self._shown[shown.id] = shown
         while len(self._shown) > MAX_SHOWN:
-            self._shown.popitem(last=False)
+            old, _ = self._shown.popitem(last=False)
+            self._typed.pop(old, None)
+            self._latency.pop(old, None)
         self.cache.store(uri, text, offset, suggestion, suggestion_id=shown.id,
                          now=time.monotonic())
         return shown
 
     # -- feedback
 
-    def did_show(self, suggestion_id: str, latency_ms: float | None = None) -> None:
+    def did_show(self, suggestion_id: str) -> None:
         shown = self._shown.get(suggestion_id)
         if shown is not None:
+            # A new suggestion shown in a document ends the one shown there before: editors
+            # replace ghost text without saying so, and it was not accepted.
+            previous = self._pending.get(shown.uri)
+            if previous is not None and previous != suggestion_id:
+                self.feedback.rejected(previous, now=time.time())
+            self._pending[shown.uri] = suggestion_id
             self.feedback.shown(suggestion_id, uri=shown.uri, kind="ghost",
-                                length=len(shown.suggestion), latency_ms=latency_ms,
-                                now=time.time())
+                                length=len(shown.suggestion),
+                                latency_ms=self._latency.get(suggestion_id), now=time.time())
         elif suggestion_id in self._edits:
             uri, length = self._edits[suggestion_id]
             self.feedback.shown(suggestion_id, uri=uri, kind="next_edit", length=length,
-                                latency_ms=latency_ms, now=time.time())
+                                latency_ms=None, now=time.time())
         else:
             log.info("didShow for an unknown suggestion %s", suggestion_id)
 
@@ -183,11 +198,20 @@ class InlineService:
         return suggestion_id
 
     def did_reject(self, suggestion_id: str) -> None:
+        self._settle(suggestion_id)
         self.feedback.rejected(suggestion_id, now=time.time())
+
+    def _settle(self, suggestion_id: str) -> None:
+        shown = self._shown.get(suggestion_id)
+        if shown is not None and self._pending.get(shown.uri) == suggestion_id:
+            del self._pending[shown.uri]
 
     def did_accept(self, suggestion_id: str, accepted_length: int | None,
                    documents: Callable[[str], Document | None]) -> None:
         """Record the accept and compute the next suggestion as if it had happened."""
+        self._settle(suggestion_id)
+        if accepted_length is not None:  # relative to what was left after typing through
+            accepted_length += self._typed.get(suggestion_id, 0)
         self.feedback.accepted(suggestion_id, accepted_length, now=time.time())
         shown = self._shown.get(suggestion_id)
         if shown is None:

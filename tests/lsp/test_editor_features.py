@@ -64,10 +64,12 @@ def change(client: LanguageClient, version: int, line: int, character: int, text
             range=types.Range(start=at, end=at), text=text)]))
 
 
-async def first_suggestion(client: LanguageClient, min_length: int = 2
+async def first_suggestion(client: LanguageClient, min_length: int = 2, skip: tuple = ()
                            ) -> tuple[int, int, types.InlineCompletionItem]:
     """A position of the sample where the (untrained) model suggests something."""
     for line in (30, 36, 20, 44, 12, 50):
+        if line in skip:
+            continue
         text = SAMPLE.splitlines()[line]
         got = items(await complete(client, line, len(text)))
         if got and len(got[0].insert_text) >= min_length:
@@ -84,7 +86,8 @@ async def test_items_carry_an_id_and_feedback_reaches_the_stats(client):
     client.protocol.notify("sparkedit/didShow", {"id": suggestion_id})
     client.protocol.notify("sparkedit/didAccept", {"id": suggestion_id, "acceptedLength": 1})
     client.protocol.notify("sparkedit/didAccept", {"id": 5})  # malformed: ignored
-    _, _, other = await first_suggestion(client)
+    _, _, other = await first_suggestion(client, skip=(line,))
+    assert other.command.arguments[0] != suggestion_id
     client.protocol.notify("sparkedit/didShow", {"id": other.command.arguments[0]})
     client.protocol.notify("sparkedit/didReject", {"id": other.command.arguments[0]})
     summary = await stats(client)
@@ -182,3 +185,57 @@ async def test_configuration_turns_languages_off_and_on_and_reports_bad_settings
     assert any("maxTokens" in m.message for m in client.messages), client.messages
     _, _, item = await first_suggestion(client, min_length=1)
     assert item.insert_text
+
+
+def position_after(text: str, line: int, character: int, inserted: str) -> tuple[int, int]:
+    """Where the cursor stands after `inserted` is typed at (line, character) (ASCII)."""
+    lines = inserted.split("\n")
+    if len(lines) == 1:
+        return line, character + len(inserted)
+    return line + len(lines) - 1, len(lines[-1])
+
+
+async def test_after_an_accept_the_next_suggestion_is_ready_without_the_engine(client):
+    await start(client)
+    open_doc(client, SAMPLE)
+    line, col, item = await first_suggestion(client)
+    client.protocol.notify("sparkedit/didAccept", {"id": item.command.arguments[0]})
+    await asyncio.sleep(1.5)  # the server computes the next suggestion meanwhile
+    pid = (await request(client, "sparkedit/status"))["enginePid"]
+    before = await stats(client)
+    with engine_frozen(pid):
+        change(client, 2, line, col, item.insert_text)  # the editor applies the accept
+        next_line, next_col = position_after(SAMPLE, line, col, item.insert_text)
+        got = items(await asyncio.wait_for(complete(client, next_line, next_col), 5))
+    assert got and got[0].insert_text
+    assert (await stats(client))["answeredFromCache"] == before["answeredFromCache"] + 1
+
+
+async def test_next_edit_ranges_follow_the_negotiated_utf16_encoding(client):
+    await start(client)
+    text = 'label = "é😀"\nlabel = label.strip()\nprint(label)\n'
+    open_doc(client, text)
+    answer = await asyncio.wait_for(request(client, "sparkedit/nextEdit", {
+        "textDocument": {"uri": URI, "version": 1}, "position": {"line": 1, "character": 5}}),
+        60)
+    lines = text.split("\n")
+    for edit in answer["edits"]:  # every position must be a valid utf-16 position
+        for end in ("start", "end"):
+            pos = as_dict(as_dict(edit["range"])[end])
+            units = len(lines[pos["line"]].encode("utf-16-le")) // 2
+            assert 0 <= pos["character"] <= units
+    # The server's copy is still exact after applying them as the client would.
+    version = 2
+    for edit in reversed(answer["edits"]):
+        rng = as_dict(edit["range"])
+        first, last = as_dict(rng["start"]), as_dict(rng["end"])
+        client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=URI, version=version),
+            content_changes=[types.TextDocumentContentChangePartial(
+                range=types.Range(
+                    start=types.Position(line=first["line"], character=first["character"]),
+                    end=types.Position(line=last["line"], character=last["character"])),
+                text=edit["newText"])]))
+        version += 1
+    copy = await request(client, "sparkedit/documentText", {"uri": URI})
+    assert copy["version"] == version - 1 if answer["edits"] else copy["version"] == 1
