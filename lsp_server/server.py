@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 
 INDEX_PROGRESS_TOKEN = "sparkedit/index"
 REFRESH_EVERY_S = 0.5  # how often edited open documents are checked for re-indexing
+SAVE_STATS_EVERY_S = 60.0  # feedback statistics reach the stats file at least this often
 STATUS = "sparkedit/status"
 DOCUMENT_TEXT = "sparkedit/documentText"
 CONTEXT = "sparkedit/context"
@@ -113,9 +115,18 @@ class SparkeditServer(LanguageServer):
                 await asyncio.to_thread(workspace.refresh_dirty)
 
     def start_indexing(self, workspace: Workspace) -> None:
-        task = asyncio.create_task(self.index_workspace(workspace))
+        self.keep(self.index_workspace(workspace))
+
+    def keep(self, work: Any) -> None:
+        """Run `work` in the background until it ends or the server shuts down."""
+        task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def save_stats_periodically(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(SAVE_STATS_EVERY_S)
+            self.assistant.inline.feedback.save(time.time())
 
     def _notify_status(self, status: dict[str, Any]) -> None:
         self.protocol.notify(STATUS, status)
@@ -142,6 +153,7 @@ def build_server(engine: EngineOptions | None = None,
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: SparkeditServer, params: types.InitializedParams) -> None:
+        ls.keep(ls.save_stats_periodically())
         workspace = ls.assistant.workspace
         if workspace is None or workspace.index is None:
             return

@@ -5,6 +5,7 @@ edits, instruction edits, and configuration."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -15,6 +16,7 @@ import pytest
 import pytest_lsp
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcRequestCancelled
+from pygls.lsp.client import LanguageClient as PlainClient
 from pytest_lsp import ClientServerConfig, LanguageClient
 from test_lsp_session import SAMPLE, URI, as_dict, complete, items, open_doc, request
 
@@ -239,3 +241,28 @@ async def test_next_edit_ranges_follow_the_negotiated_utf16_encoding(client):
         version += 1
     copy = await request(client, "sparkedit/documentText", {"uri": URI})
     assert copy["version"] == version - 1 if answer["edits"] else copy["version"] == 1
+
+
+async def test_the_stats_file_holds_the_sessions_feedback_after_shutdown(tmp_path):
+    stats_file = tmp_path / "state" / "stats.json"
+    lsp = PlainClient("stats-test", "0")
+    await lsp.start_io(sys.executable, "-m", "lsp_server.cli", "lsp", "--log-level", "WARNING",
+                       "--model", str(untrained_model_dir()))
+    try:
+        await asyncio.wait_for(lsp.initialize_async(types.InitializeParams(
+            capabilities=types.ClientCapabilities(),
+            initialization_options={"statsFile": str(stats_file)})), 30)
+        lsp.initialized(types.InitializedParams())
+        open_doc(lsp, SAMPLE)
+        _, _, item = await first_suggestion(lsp)
+        lsp.protocol.notify("sparkedit/didShow", {"id": item.command.arguments[0]})
+        lsp.protocol.notify("sparkedit/didAccept", {"id": item.command.arguments[0]})
+        await asyncio.wait_for(lsp.shutdown_async(None), 30)
+        lsp.exit(None)
+    finally:
+        await asyncio.sleep(0.3)
+        await lsp.stop()
+    saved = json.loads(stats_file.read_text())
+    assert saved["shown"] == 1 and saved["accepted"] == 1 and saved["acceptanceRate"] == 1.0
+    assert saved["lifetime"]["accepted"] >= 1
+    assert oct(stats_file.stat().st_mode & 0o777) == "0o600"
