@@ -27,7 +27,7 @@ from lsp_server.completion import (
     effective_budget,
     fim_order,
 )
-from lsp_server.context.assemble import ContextOptions, context_json
+from lsp_server.context.assemble import ContextOptions, ContextRefused, context_json
 from lsp_server.documents import (
     Document,
     DocumentStore,
@@ -180,6 +180,11 @@ class Assistant:
             return None
         return doc, offset
 
+    @property
+    def remote(self) -> bool:
+        """Whether prompts leave the machine: redact secrets, refuse excluded files."""
+        return self.options.target != "wafer-sim"
+
     # -- status
 
     def status(self) -> dict[str, Any]:
@@ -253,7 +258,8 @@ class Assistant:
         async def job(handle: EngineHandle) -> Suggestion:
             return await complete_in_workspace(self._workspace(), doc, offset,
                                                engine=handle.client, info=handle.info,
-                                               options=self.completion_options)
+                                               options=self.completion_options,
+                                               remote=self.remote)
 
         suggestion = await self._with_engine("completion", job)
         if suggestion is not None:
@@ -294,7 +300,8 @@ class Assistant:
                                       info=handle.info,
                                       budget=effective_budget(self.completion_options,
                                                               handle.info),
-                                      instruction=instruction, selection=selection)
+                                      instruction=instruction, selection=selection,
+                                      remote=self.remote)
 
         edit = await self._with_engine("edit", job)
         if edit is None:
@@ -321,8 +328,9 @@ class Assistant:
         try:
             context = self._workspace().context(doc, offset, ContextOptions(
                 budget=budget or effective_budget(options, info), heal=options.heal,
-                fim_order=fim_order(info).value, prefix_share=options.prefix_share))
-        except (ValueError, CompletionError) as exc:
+                fim_order=fim_order(info).value, prefix_share=options.prefix_share,
+                remote=self.remote))
+        except (ValueError, CompletionError, ContextRefused) as exc:
             log.info("no context for %s: %s", uri, exc)
             return None
         return context_json(context)

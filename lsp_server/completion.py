@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from lsp_server.context.assemble import ContextOptions
+from lsp_server.context.assemble import ContextOptions, ContextRefused
 from lsp_server.documents import Document
 from lsp_server.prompts import (
     END_OF_TEXT,
@@ -126,12 +126,18 @@ async def complete(text: str, offset: int, *, engine: Engine, info: dict[str, An
 
 async def complete_in_workspace(workspace: Workspace, doc: Document, offset: int, *,
                                 engine: Engine, info: dict[str, Any],
-                                options: CompletionOptions) -> Suggestion:
+                                options: CompletionOptions, remote: bool = False) -> Suggestion:
     """A completion whose prompt is the workspace's context, exact to the tokenizer.
 
     When the engine's model has other special tokens than the tokenizer the workspace counts
-    with, the context would not be exact, so the engine tokenizes a plain prompt instead."""
+    with, the context would not be exact, so the engine tokenizes a plain prompt instead.
+
+    `remote`: the prompt leaves the machine (a remote target), so secrets are redacted and
+    a document that is excluded or ignored by git is refused."""
     if (info.get("special_tokens") or {}) != workspace.special_ids:
+        if remote:
+            raise CompletionError("the remote target's tokenizer differs from the context "
+                                  "tokenizer; refusing to send a prompt that was not redacted")
         log.warning("the engine's model has other special tokens than the context tokenizer; "
                     "completing without workspace context")
         return await complete(doc.text, offset, engine=engine, info=info, options=options)
@@ -139,8 +145,8 @@ async def complete_in_workspace(workspace: Workspace, doc: Document, offset: int
     try:
         context = workspace.context(doc, offset, ContextOptions(
             budget=effective_budget(options, info), fim_order=fim_order(info).value,
-            heal=options.heal, prefix_share=options.prefix_share))
-    except ValueError as exc:
+            heal=options.heal, prefix_share=options.prefix_share, remote=remote))
+    except (ValueError, ContextRefused) as exc:
         raise CompletionError(str(exc)) from exc
     context_ms = (time.perf_counter() - started) * 1000
     return await generate_suggestion(list(context.tokens), context.heal, context_ms,
