@@ -35,8 +35,9 @@ class EngineStartError(Exception):
 
 @dataclass(frozen=True, kw_only=True)
 class EngineOptions:
-    model: str | None = None
+    model: str | None = None  # a model folder (wafer-sim) or the remote model id
     target: str = "wafer-sim"
+    base_url: str | None = None  # a remote target's address (default: the target's own)
     log_level: str = "INFO"  # the engine's own; the headless command asks for WARNING
     start_timeout_s: float = 120.0
     stop_timeout_s: float = 3.0
@@ -154,6 +155,8 @@ class EngineProcess:
                "--target", self._options.target, "--log-level", self._options.log_level]
         if self._options.model:
             cmd += ["--model", self._options.model]
+        if self._options.base_url:
+            cmd += ["--base-url", self._options.base_url]
         log.info("starting the engine: %s", " ".join(cmd))
         self._on_state("starting", "starting the engine")
         started = time.monotonic()

@@ -79,7 +79,9 @@ def test_stdin_dash_reads_the_file_from_standard_input(tmp_path):
     ([str(SAMPLE), "--at", "999:1"], "outside the file"),
     ([str(SAMPLE), "--at", "31:99"], "outside line 31"),
     ([str(SAMPLE), "--at", "1:1", "--mode", "edit"], "not implemented"),
-    ([str(SAMPLE), "--at", "1:1", "--target", "cerebras"], "not implemented"),
+    ([str(SAMPLE), "--at", "1:1", "--target", "cerebras", "--base-url", "api.example"],
+     "--base-url"),
+    ([str(SAMPLE), "--at", "1:1", "--base-url", "http://127.0.0.1:9/v1"], "remote target"),
     ([str(SAMPLE), "--at", "1:1", "--budget", "2"], "--budget"),
 ])
 def test_bad_arguments_exit_2_with_one_line(args, message):

@@ -1,0 +1,64 @@
+"""The language server on a remote target: the same LSP surface, the fake Cerebras server's
+text as ghost text, and nothing sensitive in what leaves the machine."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from fake_server import FakeServer, Script
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+
+KEY = "csk-LSP-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
+ENV_SECRET = "hunter2-database-password"
+TOKEN_IN_CODE = "ghp_" + "Zz9Yy8Xx7W" * 4
+
+
+async def test_ghost_text_from_a_remote_target_with_redacted_context(tmp_path: Path):
+    fake = FakeServer({"coder-test": Script(chunks=("total = ", "a + b",))}).start()
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".env").write_text(f"DB_PASSWORD={ENV_SECRET}\n")
+    main = tmp_path / "main.py"
+    text = f'GITHUB = "{TOKEN_IN_CODE}"\n\n\ndef add(a, b):\n    \n'
+    main.write_text(text)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPARKEDIT_REMOTE_")}
+    env.update(CEREBRAS_API_KEY=KEY, SPARKEDIT_REMOTE_BACKOFF="0.02")
+    client = LanguageClient("remote-test", "0")
+    await client.start_io(sys.executable, "-m", "lsp_server.cli", "lsp", "--target", "cerebras",
+                          "--base-url", fake.base_url, "--model", "coder-test", env=env)
+    stderr_task = asyncio.create_task(client._server.stderr.read())
+    try:
+        await asyncio.wait_for(client.initialize_async(types.InitializeParams(
+            root_uri=tmp_path.as_uri(), capabilities=types.ClientCapabilities(),
+            initialization_options={"statsFile": "off"})), 30)
+        client.initialized(types.InitializedParams())
+        client.text_document_did_open(types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=main.as_uri(), language_id="python",
+                                                 version=1, text=text)))
+        answer = await asyncio.wait_for(client.text_document_inline_completion_async(
+            types.InlineCompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=main.as_uri()),
+                position=types.Position(line=4, character=4),
+                context=types.InlineCompletionContext(
+                    trigger_kind=types.InlineCompletionTriggerKind.Invoked))), 60)
+        items = answer.items if isinstance(answer, types.InlineCompletionList) else answer
+        assert items and items[0].insert_text == "total = a + b"
+        status = await asyncio.wait_for(client.protocol.send_request_async(
+            "sparkedit/status", None), 10)
+        assert KEY not in json.dumps(status, default=str)
+        await asyncio.wait_for(client.shutdown_async(None), 20)
+        client.exit(None)
+    finally:
+        await asyncio.sleep(0.3)
+        await client.stop()
+        fake.stop()
+    sent = json.dumps([r.body for r in fake.posts()])
+    assert sent and TOKEN_IN_CODE not in sent and "REDACTED" in sent
+    assert ENV_SECRET not in sent
+    assert all(r.headers.get("authorization") == f"Bearer {KEY}" for r in fake.posts())
+    logs = (await stderr_task).decode(errors="replace")
+    assert KEY not in logs
