@@ -205,16 +205,26 @@ def _remove_own_socket(path: str, inode: int) -> None:
 
 
 def load_target(args: argparse.Namespace) -> Target:
+    if args.target in ("cerebras", "openai"):
+        # For a remote target --model is the remote model id; the local tokenizer (for
+        # `tokenize`, `info` and reading token prompts) is the embedded model's by default.
+        if args.target == "cerebras":
+            from engine.targets.cerebras import CerebrasTarget as Remote
+        else:
+            from engine.targets.openai import OpenAITarget as Remote  # type: ignore[assignment]
+        return Remote.from_settings(base_url=args.base_url, model=args.model,
+                                    tokenizer_dir=getattr(args, "tokenizer", None))
     if args.target != "wafer-sim":
         raise NotImplementedError(f"target {args.target!r} is not implemented yet")
-    from engine.targets.wafer_sim import WaferSimTarget
+    from engine.targets.wafer_sim import DEFAULT_PROFILE, WaferSimTarget
 
     model_dir = args.model
     if model_dir is None:
         from engine.models import default_model_dir
 
         model_dir = default_model_dir()
-    return WaferSimTarget(model_dir)
+    return WaferSimTarget(model_dir, profile=getattr(args, "profile", None) or DEFAULT_PROFILE,
+                          pace=bool(getattr(args, "pace", False)))
 
 
 async def serve(target: Target, args: argparse.Namespace, token: str | None) -> int:
@@ -285,9 +295,19 @@ def run_engine(args: argparse.Namespace) -> int:
         print(f"sparkedit engine: another engine is already serving on {args.socket}",
               file=sys.stderr)
         return 1
+    from engine.targets.remote_config import RemoteConfigError
+
+    profile = getattr(args, "profile", None)
+    if profile is not None:
+        from engine.targets.model_config import preset_names
+
+        if profile not in preset_names():
+            print(f"sparkedit engine: unknown --profile {profile!r} (profiles: "
+                  f"{', '.join(preset_names())})", file=sys.stderr)
+            return 2
     try:
         target = load_target(args)
-    except NotImplementedError as exc:
+    except (NotImplementedError, RemoteConfigError) as exc:  # RemoteConfigError: no key, bad URL
         print(f"sparkedit engine: {exc}", file=sys.stderr)
         return 2
     except (OSError, ValueError) as exc:

@@ -107,13 +107,13 @@ class Assistant:
         self.inline.feedback.stats_path = stats_path(new)
         if restart_needed(old, new):
             self._engine_options = replace(self._engine_options, model=new.model,
-                                           target=new.target)
+                                           target=new.target, base_url=new.base_url)
             old_engine = self._engine
             self._engine = EngineProcess(self._engine_options, on_state=self._on_engine_state)
             old_engine.kill_now()
             self._state, self._message = "stopped", "the engine restarts with the new settings"
-        reindex = (old.exclude, old.max_file_bytes, old.model) != \
-            (new.exclude, new.max_file_bytes, new.model)
+        reindex = (old.exclude, old.max_file_bytes, old.model, old.target) != \
+            (new.exclude, new.max_file_bytes, new.model, new.target)
         if reindex and self.workspace is not None:
             self.start_workspace(replace(self.workspace.settings, exclude=new.exclude,
                                          max_file_bytes=new.max_file_bytes))
@@ -126,8 +126,10 @@ class Assistant:
 
         Documents already open and the edit history are carried over, so a late root or
         new exclusions lose nothing."""
-        folder = Path(self._engine_options.model) if self._engine_options.model \
-            else default_model_dir()
+        # A remote target's `model` is a remote id: it counts with the embedded tokenizer,
+        # as the remote target itself does.
+        local = self._engine_options.target == "wafer-sim" and self._engine_options.model
+        folder = Path(self._engine_options.model) if local else default_model_dir()
         previous = self.workspace
         workspace = Workspace(tokenizer=Tokenizer.from_dir(folder), settings=settings,
                               history=previous.history if previous else None)

@@ -18,9 +18,10 @@ class UsageError(Exception):
 
 def _add_target_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", choices=TARGETS, default="wafer-sim")
-    parser.add_argument("--model", metavar="DIR", default=None,
+    parser.add_argument("--model", metavar="DIR|ID", default=None,
                         help="model folder (config.json, model.safetensors, tokenizer.json); "
-                             "defaults to the embedded model")
+                             "defaults to the embedded model. For a remote target: the "
+                             "remote model id")
     parser.add_argument("--base-url", metavar="URL", default=None,
                         help="address of a remote target")
 
@@ -39,7 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--socket", metavar="PATH")
     where.add_argument("--tcp", metavar="HOST:PORT")
     _add_target_args(engine)
+    engine.add_argument("--tokenizer", metavar="DIR", default=None,
+                        help="remote targets: the local tokenizer's model folder "
+                             "(default: the embedded model)")
     engine.add_argument("--log-level", default="INFO")
+    engine.add_argument("--profile", metavar="NAME", default=None,
+                        help="wafer-sim: the production model whose wafer timing answers "
+                             "carry (a `sparkedit simulate --list-presets` name; default "
+                             "qwen2.5-coder-32b)")
+    engine.add_argument("--pace", action="store_true",
+                        help="wafer-sim: stream tokens no faster than the simulated wafer")
 
     suggest = sub.add_parser("suggest", help="one suggestion for a file, without an editor")
     suggest.add_argument("path", metavar="PATH", help="the file, or - for standard input")
@@ -65,6 +75,22 @@ def build_parser() -> argparse.ArgumentParser:
                          help="model folder whose tokenizer counts the budget")
     context.add_argument("--json", action="store_true")
 
+    simulate = sub.add_parser("simulate", help="a production model's speed on Cerebras wafers")
+    simulate.add_argument("--config", action="append", default=[], metavar="CONFIG.json",
+                          help="a Hugging Face config.json (repeatable)")
+    simulate.add_argument("--preset", action="append", default=[], metavar="NAME",
+                          help="a shipped model preset (repeatable; see --list-presets)")
+    simulate.add_argument("--context-tokens", type=int, default=8192, metavar="N")
+    simulate.add_argument("--output-tokens", type=int, default=64, metavar="N")
+    simulate.add_argument("--accepted-per-pass", type=float, default=1.0, metavar="A",
+                          help="tokens accepted per verification pass (1: no speculation)")
+    simulate.add_argument("--json", action="store_true")
+    simulate.add_argument("--list-presets", action="store_true")
+    simulate.add_argument("--calibration-report", action="store_true",
+                          help="each published speed against the model's prediction")
+    simulate.add_argument("--plot", metavar="FILE.png", default=None,
+                          help="tokens/s against context length (needs the `plot` extra)")
+
     return parser
 
 
@@ -87,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
             from lsp_server.context_command import run_context
 
             return run_context(args)
+        if args.command == "simulate":
+            from lsp_server.simulate_command import run_simulate
+
+            return run_simulate(args)
     except UsageError as exc:
         print(f"sparkedit {args.command}: {exc}", file=sys.stderr)
         return 2

@@ -82,10 +82,11 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.mode != "complete" or args.instruction is not None:
         raise UsageError(f"--mode {args.mode} and --instruction are not implemented yet "
                          "(only --mode complete)")
-    if args.target != "wafer-sim":
-        raise UsageError(f"--target {args.target} is not implemented yet (only wafer-sim)")
     if args.base_url is not None:
-        raise UsageError("--base-url needs a remote target, which is not implemented yet")
+        if args.target == "wafer-sim":
+            raise UsageError("--base-url needs a remote target (--target cerebras|openai)")
+        if not re.match(r"^https?://[^/\s]+", args.base_url):
+            raise UsageError(f"--base-url must be an http(s) URL, got {args.base_url!r}")
     if args.budget < MIN_BUDGET:
         raise UsageError(f"--budget must be at least {MIN_BUDGET} tokens")
     if args.max_tokens < 1:
@@ -119,7 +120,8 @@ async def _suggest(workspace: Workspace, doc: Document, offset: int,
     try:
         handle = await engine.handle()
         suggestion = await complete_in_workspace(workspace, doc, offset, engine=handle.client,
-                                                 info=handle.info, options=options)
+                                                 info=handle.info, options=options,
+                                                 remote=engine_options.target != "wafer-sim")
         return suggestion, handle.info
     except (EngineStartError, EngineConnectionError) as exc:
         raise EngineFailure(f"the engine failed: {exc}") from exc
@@ -151,10 +153,14 @@ def run_suggest(args: argparse.Namespace) -> int:
     text = read_source(args.path)
     offset = cursor_offset(text, args.at)
     options = CompletionOptions(budget=args.budget, max_tokens=args.max_tokens)
+    remote = args.target != "wafer-sim"
     # The engine's progress lines would drown the one-line note; its errors still show.
-    engine_options = EngineOptions(model=args.model, target=args.target, log_level="WARNING")
+    engine_options = EngineOptions(model=args.model, target=args.target, base_url=args.base_url,
+                                   log_level="WARNING")
     try:
-        workspace, doc = open_workspace(args.path, text, args.model)
+        # A remote target's --model is its model id: the context is counted with the
+        # embedded model's tokenizer, which the remote target reads token prompts with.
+        workspace, doc = open_workspace(args.path, text, None if remote else args.model)
         suggestion, info = asyncio.run(_suggest(workspace, doc, offset, engine_options,
                                                 options))
     except EngineFailure as exc:

@@ -319,7 +319,8 @@ def _configure_logging(level: str) -> None:
 def run_server(args: argparse.Namespace) -> int:
     _configure_logging(getattr(args, "log_level", "INFO"))
     engine = EngineOptions(model=getattr(args, "model", None),
-                           target=getattr(args, "target", None) or "wafer-sim")
+                           target=getattr(args, "target", None) or "wafer-sim",
+                           base_url=getattr(args, "base_url", None))
     server = build_server(engine)
     try:
         if args.tcp:

@@ -128,7 +128,8 @@ async def test_tokens_stream_before_the_answer_and_add_up_to_it(engine: Engine) 
         assert [i for _, ids in events for i in ids] == answer["tokens"]
         assert answer["finish_reason"] in ("length", "eos", "stop")
         assert {"queue_ms", "ttft_ms", "total_ms"} <= answer["timing"].keys()
-        assert answer["timing"]["simulated"] is None
+        simulated = answer["timing"]["simulated"]  # wafer-sim: the profile's wafer timing
+        assert {"queue_time", "prompt_time", "completion_time", "total_time"} <= simulated.keys()
         assert answer["stats"]["output_tokens"] == len(answer["tokens"])
         # Greedy is deterministic, streamed or not.
         quiet = await client.generate(params)
@@ -330,10 +331,13 @@ def test_a_live_engine_is_never_replaced(engine: Engine) -> None:
     assert stat.S_ISSOCK(os.lstat(engine.address).st_mode)
 
 
-def test_remote_targets_are_not_implemented_yet(tmp_path: Path) -> None:
-    proc = run_cli("--socket", str(tmp_path / "r.sock"), "--target", "cerebras")
+def test_a_remote_target_without_its_key_is_refused(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "CEREBRAS_API_KEY"}
+    proc = subprocess.Popen([sys.executable, "-m", "lsp_server.cli", "engine", "--socket",
+                             str(tmp_path / "r.sock"), "--target", "cerebras"],
+                            stderr=subprocess.PIPE, env=env)
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 2 and b"not implemented yet" in err
+    assert proc.returncode == 2 and b"CEREBRAS_API_KEY" in err
 
 
 def test_tcp_without_a_token_is_refused() -> None:
