@@ -55,7 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     suggest.add_argument("path", metavar="PATH", help="the file, or - for standard input")
     suggest.add_argument("--at", required=True, metavar="LINE:COL", help="1-based cursor position")
     suggest.add_argument("--instruction", default=None)
-    suggest.add_argument("--mode", choices=("complete", "edit", "next-edit"), default="complete")
+    suggest.add_argument("--mode", choices=("complete", "edit", "next-edit"), default=None,
+                         help="complete (default), edit (with --instruction) or next-edit")
+    suggest.add_argument("--diff", action="store_true",
+                         help="print a unified diff (always, for edits)")
+    suggest.add_argument("--apply", action="store_true",
+                         help="write the result into the file (atomically, keeping a backup)")
     suggest.add_argument("--budget", type=int, default=2048, metavar="TOKENS")
     suggest.add_argument("--max-tokens", type=int, default=64)
     suggest.add_argument("--json", action="store_true")
@@ -91,6 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--plot", metavar="FILE.png", default=None,
                           help="tokens/s against context length (needs the `plot` extra)")
 
+    replay = sub.add_parser("replay", help="replay recorded typing through `sparkedit lsp`")
+    replay.add_argument("sessions", nargs="+", metavar="SESSION.jsonl",
+                        help="a typing session (JSON Lines: a header, then keystrokes)")
+    replay.add_argument("--speed", type=float, default=1.0, metavar="X",
+                        help="replay this many times faster than recorded (default 1)")
+    replay.add_argument("--root", default=None, metavar="DIR",
+                        help="workspace root (default: the nearest folder above the session "
+                             "file with .git)")
+    replay.add_argument("--json", action="store_true", help="one JSON object per session")
+    replay.add_argument("--model", metavar="DIR|ID", default=None,
+                        help="the server's model (default: the embedded model)")
+    replay.add_argument("--target", choices=TARGETS, default=None,
+                        help="the server's target (default: wafer-sim)")
+
     return parser
 
 
@@ -117,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
             from lsp_server.simulate_command import run_simulate
 
             return run_simulate(args)
+        if args.command == "replay":
+            from lsp_server.replay_command import run_replay
+
+            return run_replay(args)
     except UsageError as exc:
         print(f"sparkedit {args.command}: {exc}", file=sys.stderr)
         return 2

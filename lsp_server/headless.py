@@ -1,9 +1,12 @@
 """`sparkedit suggest`: one suggestion for a file, without an editor.
 
-Starts a private engine, asks for one completion at LINE:COL (1-based; COL counts
-Unicode code points in the line), prints it (or the contract's JSON object) and stops
-the engine. Bad arguments raise `UsageError` (exit 2, one line); an engine failure
-exits 1 with an explanation on stderr.
+Starts a private engine and asks, at LINE:COL (1-based; COL counts Unicode code points in
+the line), for a completion (`--mode complete`), the next edit (`--mode next-edit`) or an
+instruction edit (`--mode edit --instruction TEXT`); prints the completion text or a
+unified diff of the edit (`--diff` also for a completion), or the contract's JSON object;
+`--apply` writes the result into the file atomically, keeping a backup, unless the file
+changed since it was read or is read-only. Bad arguments raise `UsageError` (exit 2, one
+line); an engine or file failure exits 1 with an explanation on stderr.
 """
 
 from __future__ import annotations
@@ -23,13 +26,25 @@ from engine.tokenizer import Tokenizer
 from lsp_server.assistant import model_name
 from lsp_server.cli import UsageError
 from lsp_server.completion import (
+    STATS_KEYS,
+    TIMING_KEYS,
     CompletionError,
     CompletionOptions,
     Suggestion,
     complete_in_workspace,
+    effective_budget,
 )
 from lsp_server.documents import Document, Encoding, Position, PositionError
+from lsp_server.edit_flow import EditSuggestion, predict_edit
 from lsp_server.engine_process import EngineOptions, EngineProcess, EngineStartError
+from lsp_server.file_edits import (
+    ApplyError,
+    Change,
+    apply_changes,
+    edit_object,
+    unified_diff,
+    write_with_backup,
+)
 from lsp_server.workspace import Workspace, WorkspaceSettings, find_root
 
 log = logging.getLogger(__name__)
@@ -78,10 +93,19 @@ def cursor_offset(text: str, at: str) -> int:
     return offset
 
 
+def resolve_mode(args: argparse.Namespace) -> str:
+    """The mode asked for: `--instruction` alone means an instruction edit."""
+    mode = args.mode or ("edit" if args.instruction is not None else "complete")
+    if mode == "edit" and not (args.instruction or "").strip():
+        raise UsageError("--mode edit needs --instruction TEXT")
+    if mode != "edit" and args.instruction is not None:
+        raise UsageError(f"--instruction goes with --mode edit, not --mode {mode}")
+    if args.apply and args.path == "-":
+        raise UsageError("--apply needs a file, not standard input")
+    return mode
+
+
 def _check_args(args: argparse.Namespace) -> None:
-    if args.mode != "complete" or args.instruction is not None:
-        raise UsageError(f"--mode {args.mode} and --instruction are not implemented yet "
-                         "(only --mode complete)")
     if args.base_url is not None:
         if args.target == "wafer-sim":
             raise UsageError("--base-url needs a remote target (--target cerebras|openai)")
@@ -114,15 +138,23 @@ def open_workspace(path: str, text: str, model: str | None) -> tuple[Workspace, 
 
 
 async def _suggest(workspace: Workspace, doc: Document, offset: int,
-                   engine_options: EngineOptions,
-                   options: CompletionOptions) -> tuple[Suggestion, dict[str, Any]]:
+                   engine_options: EngineOptions, options: CompletionOptions, mode: str,
+                   instruction: str | None) -> tuple[Suggestion | EditSuggestion, dict[str, Any]]:
     engine = EngineProcess(engine_options)
+    remote = engine_options.target != "wafer-sim"
     try:
         handle = await engine.handle()
-        suggestion = await complete_in_workspace(workspace, doc, offset, engine=handle.client,
+        answer: Suggestion | EditSuggestion
+        if mode == "complete":
+            answer = await complete_in_workspace(workspace, doc, offset, engine=handle.client,
                                                  info=handle.info, options=options,
-                                                 remote=engine_options.target != "wafer-sim")
-        return suggestion, handle.info
+                                                 remote=remote)
+        else:
+            answer = await predict_edit(workspace, doc, offset, engine=handle.client,
+                                        info=handle.info,
+                                        budget=effective_budget(options, handle.info),
+                                        instruction=instruction, remote=remote)
+        return answer, handle.info
     except (EngineStartError, EngineConnectionError) as exc:
         raise EngineFailure(f"the engine failed: {exc}") from exc
     except EngineError as exc:
@@ -134,14 +166,25 @@ async def _suggest(workspace: Workspace, doc: Document, offset: int,
         await engine.stop()
 
 
-def to_json(suggestion: Suggestion, info: dict[str, Any]) -> dict[str, Any]:
-    """The contract's object: keys fixed, values None where not measured."""
+def changes_of(answer: Suggestion | EditSuggestion, offset: int) -> list[Change]:
+    """The answer as changes to the file: a completion inserts at the cursor."""
+    if isinstance(answer, EditSuggestion):
+        return [Change(start=e.start, end=e.end, new_text=e.new_text) for e in answer.edits]
+    return [Change(start=offset, end=offset, new_text=answer.text)] if answer.text else []
+
+
+def to_json(answer: Suggestion | EditSuggestion, info: dict[str, Any], mode: str, text: str,
+            changes: list[Change], display_path: str) -> dict[str, Any]:
+    """The contract's object: keys fixed, values None where not measured. For an edit,
+    `text` is the unified diff and `edit` the changed span."""
+    is_edit = isinstance(answer, EditSuggestion)
+    after = apply_changes(text, changes)
     return {
-        "mode": "complete",
-        "text": suggestion.text,
-        "edit": None,
-        "timing": dict(suggestion.timing),
-        "stats": dict(suggestion.stats),
+        "mode": mode,
+        "text": unified_diff(display_path, text, after) if is_edit else answer.text,
+        "edit": edit_object(text, changes) if is_edit else None,
+        "timing": {key: answer.timing.get(key) for key in TIMING_KEYS},
+        "stats": {key: answer.stats.get(key) for key in STATS_KEYS},
         "model": {"name": model_name(info), "untrained": bool(info.get("untrained"))},
     }
 
@@ -149,6 +192,7 @@ def to_json(suggestion: Suggestion, info: dict[str, Any]) -> dict[str, Any]:
 def run_suggest(args: argparse.Namespace) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
                         format="sparkedit suggest: %(message)s")
+    mode = resolve_mode(args)
     _check_args(args)
     text = read_source(args.path)
     offset = cursor_offset(text, args.at)
@@ -161,19 +205,36 @@ def run_suggest(args: argparse.Namespace) -> int:
         # A remote target's --model is its model id: the context is counted with the
         # embedded model's tokenizer, which the remote target reads token prompts with.
         workspace, doc = open_workspace(args.path, text, None if remote else args.model)
-        suggestion, info = asyncio.run(_suggest(workspace, doc, offset, engine_options,
-                                                options))
+        answer, info = asyncio.run(_suggest(workspace, doc, offset, engine_options, options,
+                                            mode, args.instruction))
     except EngineFailure as exc:
         print(f"sparkedit suggest: {exc}", file=sys.stderr)
         return 1
+    changes = changes_of(answer, offset)
+    shown_path = args.path if args.path != "-" else "stdin"
+    after = apply_changes(text, changes)
     if args.json:
-        print(json.dumps(to_json(suggestion, info), ensure_ascii=False))
+        print(json.dumps(to_json(answer, info, mode, text, changes, shown_path),
+                         ensure_ascii=False))
+    elif isinstance(answer, EditSuggestion) or args.diff:
+        sys.stdout.write(unified_diff(shown_path, text, after))
     else:
         # Exactly the text, for pipes; a final newline only so a terminal prompt is not glued on.
-        sys.stdout.write(suggestion.text)
-        if sys.stdout.isatty() and not suggestion.text.endswith("\n"):
+        sys.stdout.write(answer.text)
+        if sys.stdout.isatty() and not answer.text.endswith("\n"):
             sys.stdout.write("\n")
-    if suggestion.untrained:
+    if bool(info.get("untrained")):
         print("sparkedit suggest: note: the model is untrained (random weights); "
               "this suggestion is not meaningful code", file=sys.stderr)
+    if args.apply:
+        if not changes:
+            print("sparkedit suggest: nothing to apply", file=sys.stderr)
+            return 0
+        try:
+            backup = write_with_backup(Path(args.path), text, after)
+        except ApplyError as exc:
+            print(f"sparkedit suggest: {exc}", file=sys.stderr)
+            return 1
+        print(f"sparkedit suggest: applied to {args.path} (previous content in {backup})",
+              file=sys.stderr)
     return 0

@@ -78,7 +78,7 @@ def test_stdin_dash_reads_the_file_from_standard_input(tmp_path):
     ([str(SAMPLE), "--at", "0:1"], "start at 1"),
     ([str(SAMPLE), "--at", "999:1"], "outside the file"),
     ([str(SAMPLE), "--at", "31:99"], "outside line 31"),
-    ([str(SAMPLE), "--at", "1:1", "--mode", "edit"], "not implemented"),
+    ([str(SAMPLE), "--at", "1:1", "--mode", "edit"], "needs --instruction"),
     ([str(SAMPLE), "--at", "1:1", "--target", "cerebras", "--base-url", "api.example"],
      "--base-url"),
     ([str(SAMPLE), "--at", "1:1", "--base-url", "http://127.0.0.1:9/v1"], "remote target"),
