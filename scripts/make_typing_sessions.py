@@ -34,9 +34,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from typing_sessions import SESSION_DIR, Event, Session, SessionHeader, typed_states
+from lsp_server.sessions import Event, Session, SessionHeader, typed_states
 
 REPO = Path(__file__).resolve().parent.parent
+SESSION_DIR = REPO / "scripts" / "sessions"
 STDLIB = Path(json.decoder.__file__).resolve().parent.parent
 REPO_LICENSE = "Apache-2.0 (this repository, see pyproject.toml)"
 STDLIB_LICENSE = "PSF-2.0 (Python Software Foundation License; the CPython standard library)"
