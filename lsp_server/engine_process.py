@@ -89,6 +89,7 @@ class EngineProcess:
         self._starting: asyncio.Task[EngineHandle] | None = None
         self._socket_dir: str | None = None
         self._generation = 0
+        self._stopping: set[int] = set()  # pids signalled to stop and not yet reaped
 
     @property
     def pid(self) -> int | None:
@@ -207,13 +208,17 @@ class EngineProcess:
         """Close the connection and stop the process (terminate, then kill); `parts` are
         an engine already detached, else the current one is."""
         handle, proc, folder = parts if parts is not None else self._detach()
+        if proc is not None and proc.returncode is None:
+            # Signal first: if the client hangs up meanwhile, the loop may end at the next
+            # await, and `kill_now` no longer sees a detached process.
+            self._stopping.add(proc.pid)
+            proc.terminate()
         if handle is not None:
             try:
                 await handle.client.close()
             except (OSError, EngineConnectionError) as exc:
                 log.debug("closing the engine connection: %s", exc)
         if proc is not None and proc.returncode is None:
-            proc.terminate()
             try:
                 await asyncio.wait_for(proc.wait(), self._options.stop_timeout_s)
             except TimeoutError:
@@ -222,6 +227,8 @@ class EngineProcess:
                 await proc.wait()
         elif proc is not None:
             await proc.wait()
+        if proc is not None:
+            self._stopping.discard(proc.pid)
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -240,5 +247,8 @@ class EngineProcess:
         if self._proc is not None and self._proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._proc.pid, signal.SIGKILL)
+        for pid in list(self._stopping):  # detached, signalled, maybe not yet gone
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         if self._socket_dir is not None:
             shutil.rmtree(self._socket_dir, ignore_errors=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -34,6 +35,15 @@ log = logging.getLogger(__name__)
 
 MAX_SHOWN = 256  # suggestions remembered for didShow/didAccept/didReject
 Complete = Callable[[Document, int], Awaitable[Suggestion | None]]
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def printable(text: str) -> str:
+    """Ghost text with line ends as "\n" and no other control characters: a lone "\r" is
+    a line break to LSP but not to every editor, so it would desynchronise the copies."""
+    return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -148,6 +158,7 @@ class InlineService:
                             suggestion=replace(suggestion, text=text))
 
     def _shape(self, text: str, doc: Document, offset: int) -> str:
+        text = printable(text)
         workspace = self._workspace()
         tree = workspace.tree(doc.uri)
         spec = workspace.registry.for_document(doc.uri, doc.language_id)

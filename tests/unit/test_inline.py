@@ -75,3 +75,10 @@ async def test_a_keystroke_cancels_the_request_in_flight():
     else:
         raise AssertionError("the stale request was not cancelled")
     assert inline.feedback.summary()["cancelled"] == 1
+
+
+def test_printable_ghost_text_has_plain_line_ends_and_no_control_characters():
+    from lsp_server.inline import printable
+
+    assert printable("a\r\nb\rc\x00d\x1b[0m\te") == "a\nb\ncd[0m\te"
+    assert printable("x = 1\n") == "x = 1\n"
