@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     lsp = sub.add_parser("lsp", help="language server on stdio")
     lsp.add_argument("--tcp", metavar="HOST:PORT", default=None)
+    lsp.add_argument("--stdio", action="store_true",
+                     help="accepted for clients that always pass it; stdio is the default")
     lsp.add_argument("--log-level", default="INFO")
     _add_target_args(lsp)  # the engine the server starts on demand
 
