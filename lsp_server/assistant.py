@@ -41,6 +41,7 @@ from lsp_server.engine_process import EngineHandle, EngineOptions, EngineProcess
 from lsp_server.feedback import Feedback
 from lsp_server.inline import InlineAnswer, InlineService
 from lsp_server.options import (
+    SECTION,
     ServerOptions,
     enabled_for,
     parse_options,
@@ -78,6 +79,7 @@ class Assistant:
         self.options = options or ServerOptions(model=engine.model, target=engine.target,
                                                 budget=completion.budget,
                                                 max_tokens=completion.max_tokens)
+        self._startup = self.options  # what a setting cleared to null returns to
         self.completion_options = completion
         self._callbacks = callbacks
         self._engine_options = engine
@@ -100,6 +102,7 @@ class Assistant:
         Returns (problems to show the user, whether the workspace must be re-indexed).
         Target or model changes restart the engine with the next request."""
         new, problems = parse_options(raw, self.options)
+        new = self._nulls_to_startup(raw, new)
         old, self.options = self.options, new
         self.completion_options = replace(self.completion_options, budget=new.budget,
                                           max_tokens=new.max_tokens)
@@ -115,9 +118,25 @@ class Assistant:
         reindex = (old.exclude, old.max_file_bytes, old.model, old.target) != \
             (new.exclude, new.max_file_bytes, new.model, new.target)
         if reindex and self.workspace is not None:
-            self.start_workspace(replace(self.workspace.settings, exclude=new.exclude,
-                                         max_file_bytes=new.max_file_bytes))
+            try:
+                self.start_workspace(replace(self.workspace.settings, exclude=new.exclude,
+                                             max_file_bytes=new.max_file_bytes))
+            except (OSError, ValueError) as exc:  # e.g. a model folder without a tokenizer
+                problems.append(f"the workspace context keeps its settings: {exc}")
+                reindex = False
         return problems, reindex
+
+    def _nulls_to_startup(self, raw: Any, new: ServerOptions) -> ServerOptions:
+        """A setting cleared to null goes back to what the server was started with (its
+        command line), not to the built-in default."""
+        section = raw.get(SECTION, raw) if isinstance(raw, dict) else None
+        if not isinstance(section, dict):
+            return new
+        cleared = {field: getattr(self._startup, field)
+                   for key, field in (("model", "model"), ("baseUrl", "base_url"),
+                                      ("statsFile", "stats_file"))
+                   if key in section and section[key] is None}
+        return replace(new, **cleared) if cleared else new
 
     # -- workspace and documents
 

@@ -92,3 +92,15 @@ async def _wait_until(predicate, timeout_s: float = 5.0) -> None:
             return
         await asyncio.sleep(0.02)
     raise AssertionError("condition never became true")
+
+
+def test_a_setting_cleared_to_null_returns_to_the_command_line_value():
+    assistant = Assistant(engine=EngineOptions(model=UNTRAINED), completion=CompletionOptions(),
+                          callbacks=AssistantCallbacks(status=lambda s: None,
+                                                       warn=lambda m: None))
+    assert assistant.options.model == UNTRAINED
+    problems, _ = assistant.configure({"sparkedit": {"model": "/elsewhere", "budget": 512}})
+    assert not problems and assistant.options.model == "/elsewhere"
+    assistant.configure({"sparkedit": {"model": None}})
+    assert assistant.options.model == UNTRAINED and assistant.options.budget == 512
+    assistant.kill_now()
