@@ -36,6 +36,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
 
 from lsp_server import lsp_types
 from lsp_server.assistant import Assistant, AssistantCallbacks
@@ -59,9 +60,19 @@ EDIT_SELECTION, ACCEPT = "sparkedit.editSelection", "sparkedit.accept"
 VERSION = "0.1.0"
 
 
+class SparkeditProtocol(LanguageServerProtocol):
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        # JSON-RPC lets a request or notification leave out `params` (vscode-languageclient
+        # does for `sendRequest(method)`); pygls cannot structure such a message and would
+        # never answer it, so an absent `params` is read as null.
+        if isinstance(data, dict) and "method" in data and "params" not in data:
+            data = {**data, "params": None}
+        return super().structure_message(data)
+
+
 class SparkeditServer(LanguageServer):
     def __init__(self, engine: EngineOptions, completion: CompletionOptions) -> None:
-        super().__init__("sparkedit", VERSION,
+        super().__init__("sparkedit", VERSION, protocol_cls=SparkeditProtocol,
                          text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
         self.assistant = Assistant(engine=engine, completion=completion,
                                    callbacks=AssistantCallbacks(status=self._notify_status,

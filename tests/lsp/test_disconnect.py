@@ -65,3 +65,27 @@ async def test_a_client_that_disconnects_mid_request_stops_server_and_engine():
             break
         await asyncio.sleep(0.05)
     assert not alive(engine_pid), "the engine outlived its language server"
+
+
+async def test_a_request_without_params_is_answered():
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lsp_server.cli", "lsp", "--log-level", "WARNING",
+        "--model", str(untrained_model_dir()),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL)
+    assert server.stdin is not None and server.stdout is not None
+    try:
+        server.stdin.write(frame({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                                  "params": {"capabilities": {},
+                                             "initializationOptions": {"statsFile": "off"}}}))
+        server.stdin.write(frame({"jsonrpc": "2.0", "id": 2, "method": "sparkedit/status"}))
+        await server.stdin.drain()
+        answers: dict = {}
+        while 2 not in answers:
+            message = await asyncio.wait_for(read_message(server.stdout), 30)
+            if "id" in message:
+                answers[message["id"]] = message
+        assert answers[2]["result"]["state"] == "stopped"
+    finally:
+        server.kill()
+        await server.wait()
