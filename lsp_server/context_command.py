@@ -18,9 +18,8 @@ from engine.models import default_model_dir
 from engine.tokenizer import Tokenizer
 from lsp_server.cli import UsageError
 from lsp_server.context.assemble import Context, ContextOptions, context_json
-from lsp_server.documents import Document
-from lsp_server.headless import cursor_offset, read_source
-from lsp_server.workspace import Workspace, WorkspaceSettings, find_root
+from lsp_server.headless import cursor_offset, open_workspace, read_source
+from lsp_server.workspace import find_root
 
 MIN_BUDGET = 16
 
@@ -53,14 +52,10 @@ def run_context(args: argparse.Namespace) -> int:
     root = Path(args.root).resolve() if args.root else find_root(path)
     if not root.is_dir():
         raise UsageError(f"--root {args.root} is not a folder")
-    exclude = tuple(args.exclude or ())
-    workspace = Workspace(tokenizer=_tokenizer(args.model),
-                          settings=WorkspaceSettings(root=root, exclude=exclude))
     started = time.perf_counter()
-    workspace.build_index()
+    workspace, doc = open_workspace(_tokenizer(args.model), text, uri=path.as_uri(), root=root,
+                                    exclude=tuple(args.exclude or ()))
     index_ms = (time.perf_counter() - started) * 1000
-    doc = Document(uri=path.as_uri(), text=text, version=0, language_id="")
-    workspace.opened(doc)
     context = workspace.context(doc, offset, ContextOptions(budget=args.budget,
                                                             remote=args.remote))
     if args.json:

@@ -117,20 +117,20 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError("--max-tokens must be at least 1")
 
 
-def open_workspace(path: str, text: str, model: str | None) -> tuple[Workspace, Document]:
-    """The file's workspace (root: the nearest folder with `.git`), indexed, with the file
-    open in it; standard input gets no root, so only its own text is context."""
+def load_tokenizer(model: str | None) -> Tokenizer:
     folder = Path(model) if model else default_model_dir()
     try:
-        tokenizer = Tokenizer.from_dir(folder)
+        return Tokenizer.from_dir(folder)
     except (OSError, ValueError) as exc:
         raise EngineFailure(f"cannot load the model's tokenizer from {folder}: {exc}") from exc
-    if path == "-":
-        root, uri = None, "untitled:stdin"
-    else:
-        resolved = Path(path).resolve()
-        root, uri = find_root(resolved), resolved.as_uri()
-    workspace = Workspace(tokenizer=tokenizer, settings=WorkspaceSettings(root=root))
+
+
+def open_workspace(tokenizer: Tokenizer, text: str, *, uri: str, root: Path | None,
+                   exclude: tuple[str, ...] = ()) -> tuple[Workspace, Document]:
+    """The workspace of `root` (None: only the document itself is context), indexed, with
+    the document open in it, as the language server would have it."""
+    workspace = Workspace(tokenizer=tokenizer,
+                          settings=WorkspaceSettings(root=root, exclude=exclude))
     workspace.build_index()
     doc = Document(uri=uri, text=text, version=0)
     workspace.opened(doc)
@@ -204,7 +204,13 @@ def run_suggest(args: argparse.Namespace) -> int:
     try:
         # A remote target's --model is its model id: the context is counted with the
         # embedded model's tokenizer, which the remote target reads token prompts with.
-        workspace, doc = open_workspace(args.path, text, None if remote else args.model)
+        tokenizer = load_tokenizer(None if remote else args.model)
+        if args.path == "-":  # standard input: no root, only its own text is context
+            uri, root = "untitled:stdin", None
+        else:
+            resolved = Path(args.path).resolve()
+            uri, root = resolved.as_uri(), find_root(resolved)
+        workspace, doc = open_workspace(tokenizer, text, uri=uri, root=root)
         answer, info = asyncio.run(_suggest(workspace, doc, offset, engine_options, options,
                                             mode, args.instruction))
     except EngineFailure as exc:

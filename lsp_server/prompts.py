@@ -91,9 +91,17 @@ def healable_tail(prefix: Tokenized, start: int) -> str:
         return ""
     prev_end, (begin, end) = prefix.offsets[-2][1], prefix.offsets[-1]
     text = prefix.text[begin:end]
-    if not text.strip() or "\n" in text or "\r" in text or not text.isascii():
-        return ""
-    return text if prev_end <= begin and end - begin <= 64 else ""
+    return text if healable_text(text) and prev_end <= begin else ""
+
+
+MAX_HEAL_CHARS = 64
+
+
+def healable_text(text: str) -> bool:
+    """Whether a prefix's last token (its text) may be re-chosen by token healing: a piece
+    of a word or of punctuation on one line, ASCII (so its text is exactly its bytes)."""
+    return bool(text.strip()) and "\n" not in text and "\r" not in text \
+        and text.isascii() and len(text) <= MAX_HEAL_CHARS
 
 
 def _starts_line(text: str, offset: int) -> bool:

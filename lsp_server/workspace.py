@@ -71,6 +71,8 @@ class Workspace:
         self.history = history if history is not None else EditHistory()
         self.rules = ExclusionRules.create(settings.exclude,
                                            use_defaults=settings.use_default_excludes)
+        # Resolved once: display_path runs several times per keystroke.
+        self._real_root = settings.root.resolve() if settings.root is not None else None
         self.files: WorkspaceFiles | None = None
         self.index: WorkspaceIndex | None = None
         if settings.root is not None:
@@ -79,7 +81,8 @@ class Workspace:
             self.index = WorkspaceIndex(settings.root, files=self.files, registry=self.registry)
         self.builder = ContextBuilder(counter=self.counter, special_ids=self.special_ids,
                                       registry=self.registry, index=self.index,
-                                      ranking=RankingCache(), files=self.files)
+                                      ranking=RankingCache(), files=self.files,
+                                      rules=self.rules)
         self._trees: dict[str, DocumentTree] = {}
         self._texts: dict[str, str] = {}
         self._recent: OrderedDict[str, None] = OrderedDict()
@@ -94,10 +97,9 @@ class Workspace:
         path = path_of_uri(uri)
         if path is None:
             return uri
-        root = self.settings.root
-        if root is not None:
+        if self._real_root is not None:
             try:
-                return path.resolve().relative_to(root.resolve()).as_posix()
+                return path.resolve().relative_to(self._real_root).as_posix()
             except ValueError:
                 pass
         return path.name
@@ -144,9 +146,9 @@ class Workspace:
                     log.warning("syntax tree of %s out of step (%s)", after.uri, exc)
                     tree = None
         # A length check per keystroke; comparing the texts would decode the tree's buffer.
-        if tree is None or tree.char_count != len(after.text):
-            if after.uri in self._trees:
-                log.warning("syntax tree of %s parsed afresh", after.uri)
+        # A document without a tree (no grammar for it) has nothing to re-parse.
+        if after.uri in self._trees and (tree is None or tree.char_count != len(after.text)):
+            log.warning("syntax tree of %s parsed afresh", after.uri)
             self.opened(after)
         self._texts[after.uri] = after.text
         self._touch(after.uri)

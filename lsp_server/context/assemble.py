@@ -56,6 +56,7 @@ from lsp_server.context.related import (
 from lsp_server.context.syntax import cut_lines
 from lsp_server.context.tokens import TokenCounter
 from lsp_server.context.window import CurrentWindow, CutState, WindowFit
+from lsp_server.prompts import healable_text
 
 if TYPE_CHECKING:
     from lsp_server.context.files import WorkspaceFiles
@@ -70,7 +71,6 @@ __all__ = ["Context", "ContextBuilder", "ContextOptions", "ContextRefused", "Cur
 MAX_DOCUMENTS = 64
 MAX_FILE_TEXT_CHARS = 64_000_000
 MAX_REDACTED_CHARS = 16_000_000
-MAX_HEAL_CHARS = 64
 
 
 class _TextCache:
@@ -134,10 +134,11 @@ class ContextBuilder:
 
     def __init__(self, *, counter: TokenCounter, special_ids: Mapping[str, int],
                  registry: LanguageRegistry, index: WorkspaceIndex | None = None,
-                 ranking: RankingCache | None = None, files: WorkspaceFiles | None = None
-                 ) -> None:
+                 ranking: RankingCache | None = None, files: WorkspaceFiles | None = None,
+                 rules: ExclusionRules | None = None) -> None:
         """`files`: the index's `WorkspaceFiles` (read and `allowed`); by default
-        `index.files`."""
+        `index.files`. `rules`: the exclusions for paths outside the workspace; by default
+        those of `files`, else the default list."""
         self.counter = counter
         self.markers = Markers.from_special_ids(special_ids)
         self.registry = registry
@@ -146,7 +147,7 @@ class ContextBuilder:
         if files is None and index is not None:
             files = index.files
         self.files = files
-        self._rules = ExclusionRules.create()
+        self._rules = rules or (files.rules if files is not None else ExclusionRules.create())
         self._split_rule = probe_split_rule(counter)
         self._documents: OrderedDict[str, _Document] = OrderedDict()
         self._repository = _Memo()
@@ -400,8 +401,5 @@ class ContextBuilder:
         if len(prefix_ids) < 2:
             return ""
         text = self.counter.decode([prefix_ids[-1]])
-        if not text or not text.strip() or "\n" in text or "\r" in text \
-                or not text.isascii() or len(text) > MAX_HEAL_CHARS:
-            return ""
-        return text if prefix_text.endswith(text) else ""
+        return text if text and healable_text(text) and prefix_text.endswith(text) else ""
 
