@@ -3,7 +3,8 @@
 Reads top-down in pipeline order: parameters, result, stop-string handling, the
 state that outlives a request, then ``generate`` (prefix-cache lookup, then passes
 that each verify a draft and emit the accepted tokens, then finish). Every forward
-pass -- prefill, decode, verification -- goes through ``Transformer.forward``.
+pass -- prefill, decode, verification -- goes through the backend's ``forward``
+(engine/backend.py), so the loop runs unchanged on numpy or ggml.
 """
 
 from __future__ import annotations
@@ -16,11 +17,16 @@ from typing import Any
 
 import numpy as np
 
+from engine.backend import Backend, PrefixStore
 from engine.healing import MAX_HEAL_CHARS, Healing
-from engine.kv_cache import KVCache
-from engine.model import Transformer
-from engine.prefix_cache import PrefixCache
-from engine.speculative import DraftTuner, SpecConfig, Speculation, SuggestionMemory, verify
+from engine.speculative import (
+    DRAFTERS,
+    DraftTuner,
+    SpecConfig,
+    Speculation,
+    SuggestionMemory,
+    verify,
+)
 from engine.targets.base import ContextOverflowError, OnText, ShouldStop
 from engine.tokenizer import Tokenizer
 
@@ -75,6 +81,7 @@ class GenerateParams:
     draft: str | None = None  # text the output is expected to copy (an edit's region)
     document: str | None = None  # a newer job for the same document cancels this one
     heal: str | None = None  # the output must begin with this text, which is then removed
+    drafters: tuple[str, ...] | None = None  # None: the engine's default; (): plain decoding
     stream: bool = False
 
     @classmethod
@@ -137,6 +144,16 @@ class GenerateParams:
         if heal is not None and (not isinstance(heal, str) or len(heal) > MAX_HEAL_CHARS):
             raise ValueError(f"heal: must be a string of at most {MAX_HEAL_CHARS} characters "
                              "or null")
+        drafters = wire.get("drafters")
+        if drafters is not None:
+            if not isinstance(drafters, list | tuple) or not all(
+                    isinstance(d, str) for d in drafters):
+                raise ValueError("drafters: must be a list of drafter names or null")
+            unknown = sorted(set(drafters) - set(DRAFTERS))
+            if unknown:
+                raise ValueError(f"drafters: unknown {', '.join(unknown)} "
+                                 f"(known: {', '.join(DRAFTERS)})")
+            drafters = tuple(d for d in DRAFTERS if d in drafters)  # engine's priority order
         stream = wire.get("stream", False)
         if not isinstance(stream, bool):
             raise ValueError(f"stream: must be a boolean, got {stream!r}")
@@ -151,6 +168,7 @@ class GenerateParams:
             draft=draft,
             document=document,
             heal=heal or None,
+            drafters=drafters,
             stream=stream,
         )
 
@@ -224,7 +242,7 @@ class DecodeState:
     drives it from its single worker thread. The default (no caches) decodes every
     request from scratch but still speculates."""
 
-    prefix_cache: PrefixCache | None = None
+    prefix_cache: PrefixStore | None = None
     suggestions: SuggestionMemory | None = None
     tuner: DraftTuner = field(default_factory=DraftTuner)
     speculation: SpecConfig = SpecConfig()
@@ -234,21 +252,21 @@ def _ms(since: float) -> float:
     return (time.perf_counter() - since) * 1e3
 
 
-def _prompt_ids(model: Transformer, tokenizer: Tokenizer, params: GenerateParams) -> list[int]:
+def _prompt_ids(model: Backend, tokenizer: Tokenizer, params: GenerateParams) -> list[int]:
     if params.tokens is not None:
         prompt = list(params.tokens)
     else:
         assert params.prompt is not None
         prompt = tokenizer.encode_prompt(params.prompt)
     check_context(len(prompt), model.context_limit)
-    vocab = model.config.vocab_size
+    vocab = model.vocab_size
     if any(not 0 <= t < vocab for t in prompt):
         raise ValueError(f"tokens: ids must be in 0..{vocab - 1}")
     return prompt
 
 
 def generate(
-    model: Transformer,
+    model: Backend,
     tokenizer: Tokenizer,
     params: GenerateParams,
     on_text: OnText | None = None,
@@ -269,14 +287,16 @@ def generate(
     # Any control token (end of text, file separator, FIM or edit markers) ends the answer:
     # no completion or rewrite wants one inside its text.
     end_ids = set(tokenizer.special_ids.values())
-    cache = KVCache(model.config)
+    cache = model.new_cache()
     cached = 0
     if state.prefix_cache is not None:
         cached = state.prefix_cache.lookup(prompt, cache, max_tokens=len(prompt) - 1)
     previous = state.suggestions.recall(params.document, prompt) if state.suggestions else None
     region = tokenizer.encode(params.draft) if params.draft else None
-    spec = Speculation(state.speculation, state.tuner, prompt=prompt, region=region,
-                       previous=previous, vocab_size=model.config.vocab_size)
+    speculation = (state.speculation if params.drafters is None
+                   else SpecConfig(drafters=params.drafters))
+    spec = Speculation(speculation, state.tuner, prompt=prompt, region=region,
+                       previous=previous, vocab_size=model.vocab_size)
     healing = Healing.for_text(tokenizer, params.heal)
     decoder = tokenizer.incremental_decoder()
     stops = StopMatcher(params.stop)

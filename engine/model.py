@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from engine.kv_cache import KVCache
+from engine.prefix_cache import PrefixCache
 from engine.rope import RopeConfig, RopeTable
 from engine.weights import load_checkpoint
 
@@ -182,6 +183,11 @@ def _layer_weights(c: ModelConfig, w: dict[str, np.ndarray], i: int) -> LayerWei
 
 
 class Transformer:
+    """The numpy backend (engine/backend.py): float32 weights, exact against transformers."""
+
+    name = "numpy"
+    weights = "f32"
+
     def __init__(self, config: ModelConfig, weights: dict[str, np.ndarray]) -> None:
         self.config = config
         c = config
@@ -212,8 +218,40 @@ class Transformer:
     def context_limit(self) -> int:
         return self.config.max_position_embeddings
 
+    @property
+    def vocab_size(self) -> int:
+        return self.config.vocab_size
+
+    @property
+    def untrained(self) -> bool:
+        return self.config.untrained
+
+    @property
+    def fim_order(self) -> str:
+        return self.config.fim_order
+
+    @property
+    def kv_bytes_per_token(self) -> int:
+        return KVCache(self.config).bytes_per_token
+
+    @property
+    def weights_bytes(self) -> int:
+        arrays = [self.embed, self.final_norm]
+        if self.unembed is not self.embed:
+            arrays.append(self.unembed)
+        for lw in self.layers:
+            arrays.extend(a for a in vars(lw).values() if a is not None)
+        return int(sum(a.nbytes for a in arrays))
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.name, "weights": self.weights,
+                "weights_bytes": self.weights_bytes}
+
     def new_cache(self) -> KVCache:
         return KVCache(self.config)
+
+    def new_prefix_store(self, max_bytes: int) -> PrefixCache:
+        return PrefixCache(max_bytes=max_bytes)
 
     def forward(
         self, tokens: np.ndarray | list[int], cache: KVCache, *, last_n: int | None = None

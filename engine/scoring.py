@@ -1,7 +1,7 @@
 """The `score` request: the log-probability of each token given the ones before it.
 
 Scoring is a prefill that keeps every row of logits, so it runs through the same
-``Transformer.forward`` as decoding, in slices: the full ``[T, V]`` logits of a
+backend ``forward`` as decoding, in slices: the full ``[T, V]`` logits of a
 128k-token sequence would take gigabytes, a slice's take a few megabytes.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.model import Transformer
+from engine.backend import Backend
 from engine.targets.base import ContextOverflowError, ShouldStop
 
 SCORE_SLICE = 256  # tokens per forward call: [256, V] logits at a time
@@ -35,7 +35,7 @@ def tokens_from_wire(tokens: Any, *, vocab_size: int, context_limit: int) -> lis
     return [int(t) for t in tokens]
 
 
-def score(model: Transformer, tokens: list[int],
+def score(model: Backend, tokens: list[int],
           should_stop: ShouldStop | None = None) -> list[float | None]:
     """[None, log p(t1 | t0), log p(t2 | t0 t1), ...] under ``model``.
 

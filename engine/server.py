@@ -18,6 +18,7 @@ import socket
 import stat
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
@@ -218,12 +219,16 @@ def load_target(args: argparse.Namespace) -> Target:
         raise NotImplementedError(f"target {args.target!r} is not implemented yet")
     from engine.targets.wafer_sim import DEFAULT_PROFILE, WaferSimTarget
 
-    model_dir = args.model
-    if model_dir is None:
+    from engine.backend_choice import ModelSpec
+
+    model = args.model
+    if model is None:
         from engine.models import default_model_dir
 
-        model_dir = default_model_dir()
-    return WaferSimTarget(model_dir, profile=getattr(args, "profile", None) or DEFAULT_PROFILE,
+        model = default_model_dir()
+    spec = ModelSpec(path=Path(model).expanduser(), backend=getattr(args, "backend", "auto"),
+                     quant=getattr(args, "quant", None), threads=getattr(args, "threads", None))
+    return WaferSimTarget(spec, profile=getattr(args, "profile", None) or DEFAULT_PROFILE,
                           pace=bool(getattr(args, "pace", False)))
 
 
@@ -295,6 +300,7 @@ def run_engine(args: argparse.Namespace) -> int:
         print(f"sparkedit engine: another engine is already serving on {args.socket}",
               file=sys.stderr)
         return 1
+    from engine.backend_choice import ModelLoadError
     from engine.targets.remote_config import RemoteConfigError
 
     profile = getattr(args, "profile", None)
@@ -310,7 +316,7 @@ def run_engine(args: argparse.Namespace) -> int:
     except (NotImplementedError, RemoteConfigError) as exc:  # RemoteConfigError: no key, bad URL
         print(f"sparkedit engine: {exc}", file=sys.stderr)
         return 2
-    except (OSError, ValueError) as exc:
+    except (ModelLoadError, OSError, ValueError) as exc:
         print(f"sparkedit engine: cannot load the model: {exc}", file=sys.stderr)
         return 1
     try:

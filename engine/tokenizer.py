@@ -68,7 +68,61 @@ def _eos_token(folder: Path) -> str | None:
     return eos if isinstance(eos, str) else None
 
 
-class Tokenizer:
+class TokenTable:
+    """What every tokenizer shares once it knows the exact bytes of each token id:
+    decoding, incremental decoding and the token-healing index. Subclasses fill
+    ``_token_bytes``, ``special_ids``, ``vocab_size`` and ``eos_id`` and provide the
+    encoders (``encode``, ``encode_batch``, ``encode_prompt``, ``encode_with_offsets``)."""
+
+    special_ids: dict[str, int]
+    vocab_size: int
+    eos_id: int | None
+    _token_bytes: list[bytes]
+    _sorted_bytes: list[bytes] | None = None  # built on first use (token healing)
+    _sorted_ids: np.ndarray = np.empty(0, dtype=np.int64)
+
+    def tokens_starting_with(self, prefix: bytes) -> np.ndarray:
+        """Ids of the non-control tokens whose bytes begin with `prefix` (token healing).
+
+        Tokens sorted by their bytes put every token with a given prefix in one run, so a
+        keystroke pays two binary searches, not a pass over a 150k-token vocabulary."""
+        if self._sorted_bytes is None:
+            control = set(self.special_ids.values())
+            pairs = sorted((b, i) for i, b in enumerate(self._token_bytes) if i not in control)
+            self._sorted_bytes = [b for b, _ in pairs]
+            self._sorted_ids = np.array([i for _, i in pairs], dtype=np.int64)
+        lo = bisect.bisect_left(self._sorted_bytes, prefix)
+        hi = lo
+        while hi < len(self._sorted_bytes) and self._sorted_bytes[hi].startswith(prefix):
+            hi += 1
+        return self._sorted_ids[lo:hi]
+
+    def encode(self, text: str) -> list[int]:
+        raise NotImplementedError
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        raise NotImplementedError
+
+    def encode_prompt(self, text: str) -> list[int]:
+        raise NotImplementedError
+
+    def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        raise NotImplementedError
+
+    def decode(self, ids: list[int]) -> str:
+        """Text for ids; special tokens are kept as their strings."""
+        return self.token_bytes(ids).decode("utf-8", errors="replace")
+
+    def token_bytes(self, ids: list[int]) -> bytes:
+        return b"".join(self._token_bytes[i] for i in ids)
+
+    def incremental_decoder(self) -> IncrementalDecoder:
+        return IncrementalDecoder(self)
+
+
+class Tokenizer(TokenTable):
+    """A Hugging Face ``tokenizer.json``."""
+
     def __init__(self, path: str | Path) -> None:
         path = str(path)
         spec = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -91,8 +145,6 @@ class Tokenizer:
         eos = self.special_ids.get(_eos_token(Path(path).parent) or EOS_TOKEN)
         self.eos_id: int | None = eos
         self._token_bytes = self._build_token_bytes(path, added)
-        self._sorted_bytes: list[bytes] | None = None  # built on first use (token healing)
-        self._sorted_ids = np.empty(0, dtype=np.int64)
         # The first encode pays one-off setup (~10 ms); pay it at load, not in a request.
         self.encode("warm up")
         self.encode_prompt("warm up")
@@ -124,22 +176,6 @@ class Tokenizer:
                 table.append(piece.replace("\u2581", " ").encode("utf-8"))
         return table
 
-    def tokens_starting_with(self, prefix: bytes) -> np.ndarray:
-        """Ids of the non-control tokens whose bytes begin with `prefix` (token healing).
-
-        Tokens sorted by their bytes put every token with a given prefix in one run, so a
-        keystroke pays two binary searches, not a pass over a 150k-token vocabulary."""
-        if self._sorted_bytes is None:
-            control = set(self.special_ids.values())
-            pairs = sorted((b, i) for i, b in enumerate(self._token_bytes) if i not in control)
-            self._sorted_bytes = [b for b, _ in pairs]
-            self._sorted_ids = np.array([i for _, i in pairs], dtype=np.int64)
-        lo = bisect.bisect_left(self._sorted_bytes, prefix)
-        hi = lo
-        while hi < len(self._sorted_bytes) and self._sorted_bytes[hi].startswith(prefix):
-            hi += 1
-        return self._sorted_ids[lo:hi]
-
     def encode(self, text: str) -> list[int]:
         """Token ids for text taken literally (special-token strings not parsed)."""
         return self._data.encode(text, add_special_tokens=False).ids
@@ -161,16 +197,6 @@ class Tokenizer:
         enc = self._data.encode(text, add_special_tokens=False)
         return enc.ids, [tuple(o) for o in enc.offsets]
 
-    def decode(self, ids: list[int]) -> str:
-        """Text for ids; special tokens are kept as their strings."""
-        return self.token_bytes(ids).decode("utf-8", errors="replace")
-
-    def token_bytes(self, ids: list[int]) -> bytes:
-        return b"".join(self._token_bytes[i] for i in ids)
-
-    def incremental_decoder(self) -> IncrementalDecoder:
-        return IncrementalDecoder(self)
-
 
 class IncrementalDecoder:
     """Turns a stream of token ids into text deltas of whole characters.
@@ -182,7 +208,7 @@ class IncrementalDecoder:
     become U+FFFD, as ``bytes.decode(errors="replace")`` would.
     """
 
-    def __init__(self, tokenizer: Tokenizer) -> None:
+    def __init__(self, tokenizer: TokenTable) -> None:
         self._tokenizer = tokenizer
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
@@ -193,3 +219,20 @@ class IncrementalDecoder:
     def flush(self) -> str:
         """Whatever is held back, at the end of the stream (U+FFFD if incomplete)."""
         return self._utf8.decode(b"", final=True)
+
+
+def load_tokenizer(source: str | Path, *, gguf_model: object | None = None) -> TokenTable:
+    """The tokenizer of a model: a folder's ``tokenizer.json``; for a ``.gguf`` file the
+    ``tokenizer.json`` beside it when there is one, else llama.cpp's vocabulary inside
+    the file (``gguf_model``: an already loaded engine.ggml.model.GgmlModel to take it
+    from; otherwise only the vocabulary is loaded). Raises OSError or ValueError."""
+    source = Path(source)
+    if source.is_dir():
+        return Tokenizer.from_dir(source)
+    beside = source.with_name("tokenizer.json")
+    if beside.is_file():
+        return Tokenizer(beside)
+    from engine.ggml.vocab import GgufTokenizer
+
+    return GgufTokenizer.from_model(gguf_model) if gguf_model is not None \
+        else GgufTokenizer.from_file(source)

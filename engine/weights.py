@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -83,4 +84,65 @@ def load_checkpoint(model_dir: str | Path) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for shard in sorted(set(weight_map.values())):
         out.update(load_safetensors_file(model_dir / shard))
+    return out
+
+
+def _checkpoint_files(model_dir: Path) -> list[Path]:
+    single = model_dir / "model.safetensors"
+    if single.exists():
+        return [single]
+    index = model_dir / "model.safetensors.index.json"
+    if not index.exists():
+        raise FileNotFoundError(f"no model.safetensors or its shard index in {model_dir}")
+    shards = set(json.loads(index.read_text())["weight_map"].values())
+    return [model_dir / s for s in sorted(shards)]
+
+
+def checkpoint_parameter_count(model_dir: str | Path) -> int:
+    """Parameters of a folder's checkpoint, from the safetensors headers alone (no data
+    is read): how much memory a backend will need can be known before loading."""
+    return sum(int(np.prod(t.shape, dtype=np.int64))
+               for t in checkpoint_tensors(model_dir).values())
+
+
+_RAW_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16}
+
+
+@dataclass(frozen=True)
+class TensorRef:
+    """Where one tensor's bytes lie in a safetensors file: read on demand, one at a time,
+    so a converter holds a single tensor in memory however large the checkpoint."""
+
+    path: Path
+    dtype: str  # "F32" | "F16" | "BF16"
+    shape: tuple[int, ...]
+    start: int  # absolute byte offsets in the file
+    end: int
+
+    def raw(self) -> np.ndarray:
+        """The stored values: float32, float16, or bfloat16 bit patterns as uint16."""
+        if self.dtype not in _RAW_DTYPES:
+            raise ValueError(f"{self.path.name}: tensor dtype {self.dtype} is not supported "
+                             "(F32, F16, BF16)")
+        blob = np.memmap(self.path, dtype=np.uint8, mode="r", offset=self.start,
+                         shape=(self.end - self.start,))
+        return np.array(blob.view(_RAW_DTYPES[self.dtype]).reshape(self.shape))
+
+    def float32(self) -> np.ndarray:
+        raw = self.raw()
+        return bf16_to_f32(raw) if self.dtype == "BF16" else raw.astype(np.float32)
+
+
+def checkpoint_tensors(model_dir: str | Path) -> dict[str, TensorRef]:
+    """Every tensor of a folder's checkpoint (single file or shards), located, not read."""
+    model_dir = Path(model_dir)
+    out: dict[str, TensorRef] = {}
+    for path in _checkpoint_files(model_dir):
+        header, data_start = _read_header(path)
+        for name, meta in header.items():
+            if name == "__metadata__":
+                continue
+            begin, end = meta["data_offsets"]
+            out[name] = TensorRef(path, meta["dtype"], tuple(meta["shape"]),
+                                  data_start + begin, data_start + end)
     return out

@@ -10,6 +10,9 @@ import argparse
 import sys
 
 TARGETS = ("wafer-sim", "cerebras", "openai")
+# Kept in step with engine/backend_choice.py (not imported: the parser must stay light).
+BACKEND_CHOICES = ("auto", "numpy", "ggml")
+QUANTS = ("f32", "bf16", "q8_0", "q4_k_m")
 
 
 class UsageError(Exception):
@@ -18,12 +21,18 @@ class UsageError(Exception):
 
 def _add_target_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", choices=TARGETS, default="wafer-sim")
-    parser.add_argument("--model", metavar="DIR|ID", default=None,
-                        help="model folder (config.json, model.safetensors, tokenizer.json); "
-                             "defaults to the embedded model. For a remote target: the "
-                             "remote model id")
+    parser.add_argument("--model", metavar="DIR|FILE.gguf|ID", default=None,
+                        help="a Hugging Face model folder (config.json, safetensors, "
+                             "tokenizer.json) or a GGUF file; defaults to the embedded model. "
+                             "For a remote target: the remote model id")
     parser.add_argument("--base-url", metavar="URL", default=None,
                         help="address of a remote target")
+    parser.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
+                        help="compute backend of a local model: numpy (reference), ggml "
+                             "(llama.cpp kernels; the ggml extra), or auto (the faster here)")
+    parser.add_argument("--quant", choices=QUANTS, default=None,
+                        help="ggml: weights a model folder is converted to (default q8_0); "
+                             "a GGUF file is used as it is")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="remote targets: the local tokenizer's model folder "
                              "(default: the embedded model)")
     engine.add_argument("--log-level", default="INFO")
+    engine.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="compute threads (default: every core)")
     engine.add_argument("--profile", metavar="NAME", default=None,
                         help="wafer-sim: the production model whose wafer timing answers "
                              "carry (a `sparkedit simulate --list-presets` name; default "

@@ -16,6 +16,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from engine.backend import PrefixStore
+from engine.backend_choice import ModelSpec, load
 from engine.generate import (
     MAX_STOP_STRINGS,
     DecodeState,
@@ -23,15 +25,11 @@ from engine.generate import (
     GenerateResult,
     generate,
 )
-from engine.kv_cache import KVCache
-from engine.model import load_model
-from engine.prefix_cache import PrefixCache
 from engine.scoring import score
 from engine.speculative import DraftTuner, SpecConfig, SuggestionMemory
 from engine.targets.base import OnText, ShouldStop
 from engine.targets.model_config import load_preset
 from engine.targets.wafer_model import WaferModel, WaferProfile
-from engine.tokenizer import Tokenizer
 
 DEFAULT_PROFILE = "qwen2.5-coder-32b"
 PACE_SLICE_S = 0.02  # a paced wait checks for cancellation this often
@@ -40,31 +38,34 @@ PACE_SLICE_S = 0.02  # a paced wait checks for cancellation this often
 class WaferSimTarget:
     name = "wafer-sim"
 
-    def __init__(self, model_dir: str | Path, *, prefix_cache_bytes: int = 512 << 20,
+    def __init__(self, model: str | Path | ModelSpec, *, prefix_cache_bytes: int = 512 << 20,
                  speculation: SpecConfig | None = None, profile: str = DEFAULT_PROFILE,
                  pace: bool = False, wafer_model: WaferModel | None = None) -> None:
-        self.model_dir = Path(model_dir)
+        spec = model if isinstance(model, ModelSpec) else ModelSpec(path=Path(model),
+                                                                    backend="numpy")
+        self.model_dir = spec.path
         # KeyError for an unknown profile, before the model loads.
         self.profile = WaferProfile(name=profile, shape=load_preset(profile),
                                     model=wafer_model or WaferModel())
         self.pace = pace
-        self.model = load_model(self.model_dir)
-        self.tokenizer = Tokenizer.from_dir(self.model_dir)
-        config = self.model.config
+        loaded = load(spec)  # ModelLoadError: one line naming the file
+        self.model, self.tokenizer = loaded.backend, loaded.tokenizer
         # Worker-thread state: caches and draft statistics live as long as the model.
-        self.state = DecodeState(prefix_cache=PrefixCache(max_bytes=prefix_cache_bytes),
+        self.state = DecodeState(prefix_cache=self.model.new_prefix_store(prefix_cache_bytes),
                                  suggestions=SuggestionMemory(), tuner=DraftTuner(),
                                  speculation=speculation or SpecConfig())
         # Fixed at load time, so `info` never touches state the worker thread mutates.
         self._info: dict[str, Any] = {
             "model": self.model_dir.name,
             "target": self.name,
+            **self.model.describe(),
+            "backend_reason": loaded.reason,
             "context_limit": int(self.model.context_limit),
-            "vocab_size": int(config.vocab_size),
-            "untrained": bool(config.untrained),
-            "fim_order": config.fim_order,
+            "vocab_size": int(self.model.vocab_size),
+            "untrained": bool(self.model.untrained),
+            "fim_order": self.model.fim_order,
             "special_tokens": {k: int(v) for k, v in self.tokenizer.special_ids.items()},
-            "kv_bytes_per_token": KVCache(config).bytes_per_token,
+            "kv_bytes_per_token": int(self.model.kv_bytes_per_token),
             "prefix_cache_bytes": int(prefix_cache_bytes),
             "simulated": {"profile": profile, "pace": pace,
                           "wafers": self.profile.model.wafers(self.profile.shape)},
@@ -123,16 +124,19 @@ class LookupProbe:
     """The prefix cache, passed through, noting what ``generate``'s lookup found: the pacer
     needs the prompt and its cached part before the first pass to time the prefill."""
 
-    cache: PrefixCache
+    cache: PrefixStore
     on_lookup: Callable[[int, int], None]  # (prompt tokens, cached tokens)
 
-    def lookup(self, tokens: Sequence[int], cache: KVCache, *, max_tokens: int) -> int:
+    def lookup(self, tokens: Sequence[int], cache: Any, *, max_tokens: int) -> int:
         cached = self.cache.lookup(tokens, cache, max_tokens=max_tokens)
         self.on_lookup(len(tokens), cached)
         return cached
 
-    def insert(self, tokens: Sequence[int], cache: KVCache) -> None:
+    def insert(self, tokens: Sequence[int], cache: Any) -> None:
         self.cache.insert(tokens, cache)
+
+    def stats(self) -> dict[str, int]:
+        return self.cache.stats()
 
 
 class Pacer:
