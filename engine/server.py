@@ -18,8 +18,8 @@ import socket
 import stat
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from engine.rpc import Connection, EngineError, Request, RpcServer, parse_address
@@ -217,9 +217,8 @@ def load_target(args: argparse.Namespace) -> Target:
                                     tokenizer_dir=getattr(args, "tokenizer", None))
     if args.target != "wafer-sim":
         raise NotImplementedError(f"target {args.target!r} is not implemented yet")
-    from engine.targets.wafer_sim import DEFAULT_PROFILE, WaferSimTarget
-
     from engine.backend_choice import ModelSpec
+    from engine.targets.wafer_sim import DEFAULT_PROFILE, WaferSimTarget
 
     model = args.model
     if model is None:
