@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -37,6 +37,8 @@ __all__ = [
     "GenerateResult",
     "check_context",
     "generate",
+    "prefill",
+    "warm",
 ]
 
 MAX_STOP_STRINGS = 16
@@ -252,6 +254,39 @@ def _ms(since: float) -> float:
     return (time.perf_counter() - since) * 1e3
 
 
+PREFILL_SLICE = 512  # prompt tokens per forward call: a cancel waits at most one slice
+
+
+def prefill(model: Backend, tokens: Sequence[int], cache: Any,
+            should_stop: ShouldStop | None = None) -> bool:
+    """Append ``tokens`` to ``cache`` in slices, asking for no logits; False when
+    ``should_stop`` ended it early (what was computed stays in the cache)."""
+    for start in range(0, len(tokens), PREFILL_SLICE):
+        if should_stop is not None and should_stop():
+            return False
+        model.forward(np.asarray(tokens[start : start + PREFILL_SLICE], np.int64), cache,
+                      last_n=0)
+    return True
+
+
+def warm(model: Backend, tokens: Sequence[int], state: DecodeState,
+         should_stop: ShouldStop | None = None) -> dict[str, Any]:
+    """Compute the keys and values of ``tokens`` into the prefix cache ahead of the
+    requests that will share them (the `prefill` RPC). Resumable: what an earlier,
+    pre-empted warm-up computed is found by the lookup and not computed again."""
+    t_start = time.perf_counter()
+    cache = model.new_cache()
+    cached = 0
+    if state.prefix_cache is not None:
+        cached = state.prefix_cache.lookup(tokens, cache, max_tokens=len(tokens))
+    complete = prefill(model, tokens[cached:], cache, should_stop)
+    if state.prefix_cache is not None:
+        state.prefix_cache.insert(tokens[: cache.length], cache)
+    return {"prompt_tokens": len(tokens), "cached_tokens": cached,
+            "prefilled_tokens": cache.length - cached, "complete": complete,
+            "total_ms": _ms(t_start)}
+
+
 def _prompt_ids(model: Backend, tokenizer: Tokenizer, params: GenerateParams) -> list[int]:
     if params.tokens is not None:
         prompt = list(params.tokens)
@@ -301,9 +336,15 @@ def generate(
     decoder = tokenizer.incremental_decoder()
     stops = StopMatcher(params.stop)
     seq = list(prompt)  # prompt + output: what the drafters read
-    pending = prompt[cached:]  # tokens whose keys and values are not cached yet
     out: list[int] = []
     passes, finish, prefill_ms, ttft_ms, t_first = 0, "", 0.0, None, t_start
+    t_prefill = time.perf_counter()
+    # Every pass that yields logits has the shape [last, d1..dK], the prompt's last token
+    # included: a backend whose kernels round differently for other batch shapes then
+    # still computes each row as plain decoding does.
+    if not prefill(model, prompt[cached:-1], cache, should_stop):
+        finish = "cancelled"
+    pending = prompt[cache.length:]  # tokens whose keys and values are not cached yet
 
     while not finish:
         if should_stop is not None and should_stop():
@@ -324,7 +365,7 @@ def generate(
                     len(pending) + len(draft) if passes else None, time.perf_counter() - t_pass)
         passes += 1
         if passes == 1:
-            prefill_ms, ttft_ms = _ms(t_pass), _ms(t_start)
+            prefill_ms, ttft_ms = _ms(t_prefill), _ms(t_start)
             t_first = time.perf_counter()
         pending, delta, accepted = new[-1:], "", []
         for tok in new:

@@ -259,7 +259,7 @@ class Transformer:
         """Run tokens [T] at positions cache.length.. and append them to the cache.
 
         Returns logits [T, V] float32, or only the last ``last_n`` rows when given
-        (a long prefill needs just the last row; [T, V] for T = 128k would be GBs).
+        (a long prefill needs at most the last row; [T, V] for T = 128k would be GBs).
         """
         tokens = np.asarray(tokens, dtype=np.int64).reshape(-1)  # [T]
         n = tokens.shape[0]
@@ -275,6 +275,8 @@ class Transformer:
             h = self._hidden(chunk, cache)  # [t, D]
             if want > 0:
                 out.append(self._logits(h[-want:]))
+        if not out:
+            return np.empty((0, self.config.vocab_size), np.float32)
         return out[0] if len(out) == 1 else np.concatenate(out, 0)
 
     def _logits(self, h: np.ndarray) -> np.ndarray:

@@ -41,6 +41,10 @@ class Job:
     # Another exclusive use of the target (`score`): run on the worker instead of
     # generate, and its dict answered as it is.
     work: Callable[[ShouldStop], dict[str, Any]] | None = None
+    # Background work (a warm-up prefill): runs only when no other job waits, yields to any
+    # job that arrives, and resumes afterwards until its answer says "complete".
+    low: bool = False
+    resumed: int = 0
 
     @property
     def owner(self) -> Hashable:
@@ -118,10 +122,13 @@ class Scheduler:
 
     def submit(self, key: JobKey, params: Any, on_text: OnText | None, *,
                group: Hashable | None = None,
-               work: Callable[[ShouldStop], dict[str, Any]] | None = None) -> Job:
+               work: Callable[[ShouldStop], dict[str, Any]] | None = None,
+               low: bool = False) -> Job:
         """Queue a job; with a `group`, cancel the same owner's older jobs of that group
-        (only the owner's: one client never cancels another's work)."""
-        job = Job(key, params, on_text, self._loop.create_future(), group=group, work=work)
+        (only the owner's: one client never cancels another's work). A `low` job is
+        background work (see Job.low)."""
+        job = Job(key, params, on_text, self._loop.create_future(), group=group, work=work,
+                  low=low)
         if group is not None:
             with self._cond:
                 older = [j for j in self._jobs.values()
@@ -183,6 +190,18 @@ class Scheduler:
 
     # -- worker thread
 
+    def _urgent_waiting(self) -> bool:
+        with self._cond:
+            return any(not j.low for j in self._queue)
+
+    def _next(self) -> Job:
+        """The oldest job that is not background work, else the oldest background job."""
+        for job in self._queue:
+            if not job.low:
+                self._queue.remove(job)
+                return job
+        return self._queue.popleft()
+
     def _work(self) -> None:
         while True:
             with self._cond:
@@ -190,12 +209,20 @@ class Scheduler:
                     self._cond.wait()
                 if self._stopping:
                     return
-                job = self._queue.popleft()
+                job = self._next()
                 self._running = job
             outcome = self._run(job, _elapsed_ms(job.enqueued_at))
             with self._cond:
                 self._running = None
+                if (job.low and isinstance(outcome, dict) and not outcome.get("complete", True)
+                        and not job.stop.is_set() and not self._stopping):
+                    job.resumed += 1  # pre-empted: resume after the jobs that cut in
+                    self._queue.append(job)
+                    self._cond.notify()
+                    continue
                 self._jobs.pop(job.key, None)
+            if job.low and isinstance(outcome, dict):
+                outcome["preempted"] = job.resumed
             try:
                 self._loop.call_soon_threadsafe(_resolve, job.future, outcome)
             except RuntimeError:  # the loop closed during shutdown; nobody is waiting
@@ -203,6 +230,8 @@ class Scheduler:
 
     def _run(self, job: Job, queue_ms: float) -> dict[str, Any] | EngineError:
         try:
+            if job.work is not None and job.low:
+                return job.work(lambda: job.stop.is_set() or self._urgent_waiting())
             if job.work is not None:
                 return job.work(job.stop.is_set)
             result = self._target.generate(job.params, job.on_text, job.stop.is_set)

@@ -50,7 +50,7 @@ class EngineService:
     def handlers(self) -> dict[str, Any]:
         return {"hello": self.hello, "generate": self.generate, "cancel": self.cancel,
                 "tokenize": self.tokenize, "info": self.info, "health": self.health,
-                "score": self.score}
+                "score": self.score, "prefill": self.prefill}
 
     def authorize(self, conn: Connection, request: Request) -> bool:
         return self.token is None or conn.authenticated or request.method == "hello"
@@ -112,6 +112,30 @@ class EngineService:
         # Through the worker: the target's model is never used by two threads at once.
         return await self._await(self.scheduler.submit((conn.id, request.id), tokens, None,
                                                        work=work))
+
+    async def prefill(self, conn: Connection, request: Request) -> dict[str, Any]:
+        """Warm the prefix cache with a prompt ahead of the requests that will share it.
+        Background work: it yields to every other request and resumes after them; a newer
+        prefill for the same `document` replaces it. Answers when the prompt is cached
+        (`complete`), or when it was cancelled or replaced."""
+        from engine.generate import GenerateParams
+
+        info = self.target.info()
+        params = dict(request.params) if isinstance(request.params, dict) else request.params
+        try:
+            parsed = GenerateParams.from_wire(params, vocab_size=info.get("vocab_size"),
+                                              context_limit=info.get("context_limit"))
+        except ContextOverflowError as exc:
+            raise EngineError("context_overflow", str(exc)) from exc
+        except ValueError as exc:
+            raise EngineError("invalid_params", str(exc)) from exc
+        group = None if parsed.document is None else f"{parsed.document}#prefill"
+
+        def work(should_stop: Callable[[], bool]) -> dict[str, Any]:
+            return self.target.prefill(parsed, should_stop)
+
+        return await self._await(self.scheduler.submit((conn.id, request.id), parsed, None,
+                                                       group=group, work=work, low=True))
 
     async def _await(self, job: Job) -> dict[str, Any]:
         try:

@@ -41,6 +41,13 @@ class Target(Protocol):
         """Decode one job; raises ContextOverflowError when it cannot fit."""
         ...
 
+    def prefill(self, params: GenerateParams,
+                should_stop: ShouldStop | None = None) -> dict[str, Any]:
+        """Cache the prompt's keys and values for later requests (engine.generate.warm):
+        {prompt_tokens, cached_tokens, prefilled_tokens, complete, total_ms}; `complete`
+        false when `should_stop` ended it early."""
+        ...
+
     def score(self, tokens: list[int],
               should_stop: ShouldStop | None = None) -> list[float | None]:
         """[None, log p(t1 | t0), ...] for validated tokens (engine.scoring.tokens_from_wire);

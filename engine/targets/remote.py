@@ -179,6 +179,13 @@ class RemoteTarget:
             self._watched(self._generate(params, on_text, stop, run), stop))
         return run.result("cancelled") if cancelled is None else cancelled
 
+    def prefill(self, params: GenerateParams,
+                should_stop: ShouldStop | None = None) -> dict[str, Any]:
+        """Nothing to warm here: the remote server caches prompts itself (Cerebras in
+        128-token blocks, automatically)."""
+        return {"prompt_tokens": 0, "cached_tokens": 0, "prefilled_tokens": 0,
+                "complete": True, "total_ms": 0.0, "skipped": "remote target"}
+
     def score(self, tokens: list[int],
               should_stop: ShouldStop | None = None) -> list[float | None]:
         raise RemoteError(f"{self.config.target}: scoring is not available on a remote target")

@@ -23,7 +23,9 @@ from engine.generate import (
     DecodeState,
     GenerateParams,
     GenerateResult,
+    check_context,
     generate,
+    warm,
 )
 from engine.scoring import score
 from engine.speculative import DraftTuner, SpecConfig, SuggestionMemory
@@ -108,6 +110,13 @@ class WaferSimTarget:
         if pacer is not None:  # a non-streamed answer, too, comes when the wafer's would
             pacer.wait_until(simulated["total_time"])
         return result
+
+    def prefill(self, params: GenerateParams,
+                should_stop: ShouldStop | None = None) -> dict[str, Any]:
+        tokens = list(params.tokens) if params.tokens is not None else \
+            self.tokenizer.encode_prompt(params.prompt or "")
+        check_context(len(tokens), self.model.context_limit)
+        return warm(self.model, tokens, self.state, should_stop)
 
     def score(self, tokens: list[int],
               should_stop: ShouldStop | None = None) -> list[float | None]:

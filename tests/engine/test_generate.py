@@ -199,7 +199,7 @@ def test_should_stop_is_polled_per_pass(model: Transformer, tok: Tokenizer) -> N
 
     def should_stop() -> bool:
         polls.append(1)
-        return len(polls) > 4
+        return len(polls) > 5  # one poll before the (single-slice) prefill, then per pass
 
     plain = DecodeState(speculation=PLAIN)
     r = generate(model, tok, params(max_tokens=50), should_stop=should_stop, state=plain)

@@ -74,11 +74,13 @@ def start_engine(folder: Path, *args: str, env: dict[str, str] | None = None) ->
     raise AssertionError(f"engine not ready in 60 s: {logs.read_text()}")
 
 
-def untrained_engine(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Engine]:
-    """A module's engine process on the untrained placeholder; stopped cleanly after."""
+def untrained_engine(tmp_path_factory: pytest.TempPathFactory, name: str,
+                     backend: str = "numpy") -> Iterator[Engine]:
+    """A module's engine process on the untrained placeholder; stopped cleanly after.
+    numpy by default: these tests hold the RPC answers to the numpy reference."""
     folder = tmp_path_factory.mktemp(name)
     eng = start_engine(folder, "--socket", str(folder / f"{name}.sock"),
-                       "--model", str(untrained_model_dir()))
+                       "--model", str(untrained_model_dir()), "--backend", backend)
     yield eng
     assert eng.stop() == 0
     assert not os.path.exists(eng.address), "the socket file outlived the engine"
