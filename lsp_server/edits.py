@@ -1,10 +1,11 @@
 """Edit and next-edit prompts, and turning a rewritten region back into minimal text edits.
 
 Pure: no engine, no protocol. Offsets are indices into the document's Python string.
-The prompt layout is the one the embedded model is trained on (`EditTask.pieces()` in
+The prompt layout here is the one the embedded model is trained on (`EditTask.pieces()` in
 scripts/training_data.py, see docs/prompt_formats.md): special tokens are single ids and
 every other piece is tokenized on its own with the literal encoder, so a special-token
-string inside source code stays text.
+string inside source code stays text. Checkpoints without these tokens get the plain-text
+layout of edit_prompt_text.py, which shares the budget rules and the answer parsing here.
 """
 
 from __future__ import annotations
@@ -194,6 +195,16 @@ def _fit_lines(counter: TokenCounter, text: str, allot: int, *, keep_end: bool,
     return "", ()
 
 
+def cleaner(redact: bool) -> Callable[[str], str]:
+    return (lambda s: redact_secrets(s)[0]) if redact else (lambda s: s)
+
+
+def check_fixed(fixed: int, budget: int) -> None:
+    if fixed > budget:
+        raise ValueError(f"the edit region needs {fixed} prompt tokens, more than the budget "
+                         f"of {budget}")
+
+
 def build_edit_prompt(*, counter: TokenCounter, special_ids: Mapping[str, int], path: str,
                       text: str, region: EditRegion, history: Sequence[str],
                       instruction: str | None, budget: int,
@@ -208,10 +219,8 @@ def build_edit_prompt(*, counter: TokenCounter, special_ids: Mapping[str, int], 
     fine-tuned for instruction edits would get.
 
     `history`: unified diffs, oldest first. Never more than `budget` tokens: when the parts
-    do not all fit, history goes first (oldest diffs first; it may take at most half of the
-    room left after the region unless the file context needs less), then `before` is cut
-    from its top and `after` from its bottom at line boundaries, `before` getting about two
-    thirds of what is left. ValueError when the region and markers alone exceed `budget`.
+    do not all fit, they are trimmed by `fit_context`'s rules. ValueError when the region
+    and markers alone exceed `budget`.
 
     `redact`: secrets in history, before and after are redacted (for a remote target). The
     region never is: the rewrite replaces it, and would write the redaction into the file.
@@ -220,7 +229,7 @@ def build_edit_prompt(*, counter: TokenCounter, special_ids: Mapping[str, int], 
     if missing:
         raise ValueError(f"the model has no edit tokens ({', '.join(missing)})")
     sp = special_ids
-    clean: Callable[[str], str] = (lambda s: redact_secrets(s)[0]) if redact else (lambda s: s)
+    clean = cleaner(redact)
     region_text = text[region.start:region.end]
     cursor = region.cursor - region.start
     head: list[int] = []
@@ -230,13 +239,43 @@ def build_edit_prompt(*, counter: TokenCounter, special_ids: Mapping[str, int], 
     middle = [sp[REGION_START], *counter.ids(region_text[:cursor]), sp[CURSOR],
               *counter.ids(region_text[cursor:]), sp[REGION_END]]
     fixed = len(head) + 1 + len(file_head) + len(middle) + 1  # +1: <|edit_history|>, <|rewrite|>
-    if fixed > budget:
-        raise ValueError(f"the edit region needs {fixed} prompt tokens, more than the budget "
-                         f"of {budget}")
-    room = budget - fixed
-    before_full, after_full = clean(text[:region.start]), clean(text[region.end:])
+    check_fixed(fixed, budget)
+    fitted = fit_context(counter, budget - fixed, history, clean(text[:region.start]),
+                         clean(text[region.end:]), clean=clean)
+    tokens = [*head, sp[EDIT_HISTORY]]
+    for ids in fitted.history:
+        tokens += ids
+    tokens += [*file_head, *fitted.before_ids, *middle, *fitted.after_ids, sp[REWRITE]]
+    assert len(tokens) <= budget, "every part was fitted to the budget"
+    return fitted.prompt(tokens, counter, region_text)
 
-    # History: the newest diffs that fit, output oldest first.
+
+@dataclass(frozen=True)
+class FittedContext:
+    """What of the history and the file around the region fits the room left."""
+
+    history: list[Ids]  # the newest diffs that fit, oldest first
+    before: str
+    before_ids: Ids
+    after: str
+    after_ids: Ids
+    before_full: str
+    after_full: str
+
+    def prompt(self, tokens: list[int], counter: TokenCounter, region: str) -> EditPrompt:
+        return EditPrompt(tokens=tokens, region_text=region, region_tokens=counter.count(region),
+                          history_used=len(self.history),
+                          before_chars_dropped=len(self.before_full) - len(self.before),
+                          after_chars_dropped=len(self.after_full) - len(self.after))
+
+
+def fit_context(counter: TokenCounter, room: int, history: Sequence[str], before_full: str,
+                after_full: str, *, clean: Callable[[str], str]) -> FittedContext:
+    """The budget rules of every edit layout: history goes first (oldest diffs first; it
+    may take at most `HISTORY_SHARE` of `room` unless the file context needs less), then
+    `before` is cut from its top (in steps of `BEFORE_LINE_STEP` lines) and `after` from
+    its bottom, `before` getting about `BEFORE_SHARE` of what is left. `clean` is applied
+    to each diff; `before_full` and `after_full` come cleaned."""
     context_need = _rough_count(counter, before_full, room) + _rough_count(counter, after_full,
                                                                            room)
     history_room = max(int(room * HISTORY_SHARE), room - context_need)
@@ -256,16 +295,8 @@ def build_edit_prompt(*, counter: TokenCounter, special_ids: Mapping[str, int], 
     if before != before_full and left - len(before_ids) - len(after_ids) > 0:
         before, before_ids = _fit_lines(counter, before_full, left - len(after_ids),
                                         keep_end=True, step=BEFORE_LINE_STEP)
-
-    tokens = [*head, sp[EDIT_HISTORY]]
-    for ids in kept:
-        tokens += ids
-    tokens += [*file_head, *before_ids, *middle, *after_ids, sp[REWRITE]]
-    assert len(tokens) <= budget, "every part was fitted to the budget"
-    return EditPrompt(tokens=tokens, region_text=region_text,
-                      region_tokens=counter.count(region_text), history_used=len(kept),
-                      before_chars_dropped=len(before_full) - len(before),
-                      after_chars_dropped=len(after_full) - len(after))
+    return FittedContext(history=kept, before=before, before_ids=before_ids, after=after,
+                         after_ids=after_ids, before_full=before_full, after_full=after_full)
 
 
 def _rough_count(counter: TokenCounter, text: str, cap: int) -> int:
@@ -277,19 +308,36 @@ def _rough_count(counter: TokenCounter, text: str, cap: int) -> int:
 
 # -- the answer ------------------------------------------------------------------------------
 
-def parse_rewrite(output: str, finish_reason: str | None, *,
-                  region: str | None = None) -> str | None:
+def parse_rewrite(output: str, finish_reason: str | None, *, region: str | None = None,
+                  ends: Sequence[str] = REWRITE_ENDS, drop: Sequence[str] = ()) -> str | None:
     """The rewritten region from the model's output, or None when the output was cut short
     (`finish_reason` "length" or "cancelled"): half a region would delete the rest.
 
-    A control-token string that leaked into the text (a target that returns markers as text)
-    ends the rewrite, unless the original `region` holds that string itself: then it is code.
+    A marker string in `ends` that leaked into the text (a target that returns markers as
+    text, or a layout whose markers are text) ends the rewrite, and the strings in `drop`
+    are removed, unless the original `region` holds that string itself: then it is code.
+    A marker begun at the very end (the model stopped inside it) is cut off too.
     """
     if finish_reason in ("length", "cancelled"):
         return None
-    ends = [s for s in REWRITE_ENDS if region is None or s not in region]
-    cut = min((i for s in ends if (i := output.find(s)) >= 0), default=len(output))
-    return output[:cut]
+    live = [s for s in ends if region is None or s not in region]
+    cut = min((i for s in live if (i := output.find(s)) >= 0), default=len(output))
+    text = output[:cut]
+    for marker in drop:
+        if region is None or marker not in region:
+            text = text.replace(marker, "")
+    return text[:len(text) - _partial_marker(text, [*live, *drop], region or "")]
+
+
+def _partial_marker(text: str, markers: Sequence[str], region: str) -> int:
+    """Length of the longest start of a marker (two characters at least: "<|") that `text`
+    ends with, when the region does not end the same way."""
+    for n in range(max((len(m) for m in markers), default=1) - 1, 1, -1):
+        tail = text[-n:]
+        if len(tail) == n and any(m.startswith(tail) for m in markers) \
+                and not region.endswith(tail):
+            return n
+    return 0
 
 
 def _common_prefix(a: str, b: str) -> int:

@@ -293,6 +293,13 @@ def test_parse_rewrite():
     assert parse_rewrite("x = 1\n<|file_sep|>other.py", "eos") == "x = 1\n"
     assert parse_rewrite("x = 1\n", "length") is None
     assert parse_rewrite("", "eos") == ""
+    # a marker begun at the very end is cut off, unless the region ends the same way
+    assert parse_rewrite("x = 1\n<|endof", "eos") == "x = 1\n"
+    assert parse_rewrite("x = '<|", "eos", region="x = '<|") == "x = '<|"
+    assert parse_rewrite("x < y\n<", "eos") == "x < y\n<"  # one character is no marker
+    # another layout's markers
+    assert parse_rewrite("a\n<END>b", "eos", ends=["<END>"], drop=["<C>"]) == "a\n"
+    assert parse_rewrite("a<C>\n", "eos", ends=["<END>"], drop=["<C>"]) == "a\n"
     # a marker string that the region itself holds is code, not the end of the rewrite
     code = 'END = "<|endoftext|>"\n'
     assert parse_rewrite(code, "eos", region=code) == code
