@@ -4,22 +4,31 @@ The model rewrites an editable region around the cursor, given the recent edit h
 the original region is the speculative draft ("speculative edits": most of a rewrite is a
 copy, so the engine verifies many drafted tokens per forward pass). The rewrite is turned
 back into the smallest replacements, so the editor shows (and the user accepts) only what
-changed. Knows nothing about LSP; shared by the language server and headless commands.
+changed. The prompt is sparkedit's token layout (edits.py) for a model that has its edit
+tokens, else the plain-text layout (edit_prompt_text.py). Knows nothing about LSP; shared
+by the language server and headless commands.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lsp_server.completion import STATS_KEYS, TIMING_KEYS, CompletionError, Engine
 from lsp_server.documents import Document
+from lsp_server.edit_prompt_text import CURSOR as TEXT_CURSOR
+from lsp_server.edit_prompt_text import REGION_END as TEXT_REGION_END
+from lsp_server.edit_prompt_text import build_text_edit_prompt
 from lsp_server.edits import (
     EDIT_TOKENS,
     END_OF_TEXT,
+    FILE_SEP,
     INSTRUCTION,
+    REWRITE_ENDS,
+    EditPrompt,
     EditRegion,
     TextEdit,
     build_edit_prompt,
@@ -50,18 +59,51 @@ class EditSuggestion:
     finish_reason: str | None
 
 
-def _check_edit_tokens(workspace: Workspace, info: dict[str, Any], instruction: bool) -> None:
-    """The engine's model and the workspace's tokenizer both have the edit tokens, with the
-    same ids (the prompt is built with the workspace's counter)."""
-    engine_ids = info.get("special_tokens") or {}
-    missing = missing_edit_tokens(engine_ids, instruction)
-    if missing:
-        raise CompletionError(f"the model has no edit tokens (missing {', '.join(missing)}); "
-                              "next-edit and instruction edits need a sparkedit model")
-    needed = (*EDIT_TOKENS, INSTRUCTION) if instruction else EDIT_TOKENS
-    if any(workspace.special_ids.get(name) != engine_ids[name] for name in needed):
-        raise CompletionError("the engine's model has other edit token ids than the "
+@dataclass(frozen=True, kw_only=True)
+class EditFormat:
+    """A prompt layout for edits, and how the model's rewrite ends in it."""
+
+    name: str  # "tokens" | "text"
+    build: Callable[..., EditPrompt]  # takes edits.build_edit_prompt's keyword arguments
+    stops: tuple[str, ...]  # stop strings for the request
+    ends: tuple[str, ...]  # marker text that ends a rewrite returned as text
+    drop: tuple[str, ...] = ()  # marker text removed from a rewrite (an echoed cursor)
+    end_marker: str = ""  # text the rewrite ends with: its tokens count in max_tokens
+
+    def stop_strings(self, region: str) -> list[str]:
+        # Code that holds a stop string itself must not stop its own rewrite.
+        return [s for s in self.stops if s not in region]
+
+    def parse(self, output: str, finish_reason: str | None, region: str) -> str | None:
+        return parse_rewrite(output, finish_reason, region=region, ends=self.ends,
+                             drop=self.drop)
+
+
+# The engine ends at any control token; the stop strings are for targets that return
+# markers as text, and for the text layout's end marker.
+TOKEN_FORMAT = EditFormat(name="tokens", build=build_edit_prompt, stops=(END_OF_TEXT,),
+                          ends=REWRITE_ENDS)
+TEXT_FORMAT = EditFormat(name="text", build=build_text_edit_prompt,
+                         stops=(TEXT_REGION_END, END_OF_TEXT),
+                         ends=(TEXT_REGION_END, END_OF_TEXT, FILE_SEP), drop=(TEXT_CURSOR,),
+                         end_marker=TEXT_REGION_END)
+
+
+def edit_format(engine_ids: Mapping[str, int], workspace_ids: Mapping[str, int],
+                instruction: bool) -> EditFormat:
+    """The token layout when the engine's model has every edit token the request needs,
+    else the plain-text layout. Either way the prompt is built with the workspace's
+    tokenizer, so it must be the engine's: CompletionError when the ids disagree."""
+    if not missing_edit_tokens(engine_ids, instruction):
+        needed = (*EDIT_TOKENS, INSTRUCTION) if instruction else EDIT_TOKENS
+        if any(workspace_ids.get(name) != engine_ids[name] for name in needed):
+            raise CompletionError("the engine's model has other edit token ids than the "
+                                  "workspace's tokenizer; restart the language server")
+        return TOKEN_FORMAT
+    if dict(engine_ids) != dict(workspace_ids):
+        raise CompletionError("the engine's model has other special tokens than the "
                               "workspace's tokenizer; restart the language server")
+    return TEXT_FORMAT
 
 
 def _history(workspace: Workspace, open_burst: bool) -> list[str]:
@@ -77,8 +119,9 @@ async def predict_edit(workspace: Workspace, doc: Document, offset: int, *, engi
     """The model's edit of the region around string offset `offset` of `doc` (or of the
     lines of `selection`, string offsets, for an instruction edit).
 
-    Raises CompletionError for a request that cannot be served (the model has no edit
-    tokens, the region does not fit the budget or the context); engine errors
+    Raises CompletionError for a request that cannot be served (the engine's tokenizer is
+    not the workspace's, the region does not fit the budget or the context, or holds a
+    marker of the plain-text layout); engine errors
     (EngineError, EngineConnectionError) propagate for the caller to degrade on. An output
     cut short by `max_tokens` gives no edits and finish_reason "length".
     `open_burst`: the history ends with the burst of typing still open (the change just
@@ -87,7 +130,8 @@ async def predict_edit(workspace: Workspace, doc: Document, offset: int, *, engi
     region are redacted and an excluded document is refused.
     """
     started = time.perf_counter()
-    _check_edit_tokens(workspace, info, instruction is not None)
+    fmt = edit_format(info.get("special_tokens") or {}, workspace.special_ids,
+                      instruction is not None)
     if remote and not workspace.allowed(doc.uri):
         raise CompletionError(f"{workspace.display_path(doc.uri)} is excluded from remote "
                               "contexts")
@@ -99,7 +143,8 @@ async def predict_edit(workspace: Workspace, doc: Document, offset: int, *, engi
         region = choose_region(text, offset, workspace.tree(doc.uri), spec)
     region_text = text[region.start:region.end]
     counter = workspace.counter
-    max_tokens = math.ceil(counter.count(region_text) * REWRITE_GROWTH) + max_new_tokens_extra
+    max_tokens = math.ceil(counter.count(region_text) * REWRITE_GROWTH) + max_new_tokens_extra \
+        + counter.count(fmt.end_marker)
     prompt_budget = budget
     limit = info.get("context_limit")
     if isinstance(limit, int) and limit > 0:
@@ -109,25 +154,21 @@ async def predict_edit(workspace: Workspace, doc: Document, offset: int, *, engi
                               f"leaves no prompt budget in a context of {limit}")
     workspace.history.close_open(time.monotonic())
     try:
-        prompt = build_edit_prompt(counter=counter, special_ids=workspace.special_ids,
-                                   path=workspace.display_path(doc.uri), text=text,
-                                   region=region, history=_history(workspace, open_burst),
-                                   instruction=instruction, budget=prompt_budget,
-                                   redact=remote)
+        prompt = fmt.build(counter=counter, special_ids=workspace.special_ids,
+                           path=workspace.display_path(doc.uri), text=text, region=region,
+                           history=_history(workspace, open_burst), instruction=instruction,
+                           budget=prompt_budget, redact=remote)
     except ValueError as exc:
         raise CompletionError(str(exc)) from exc
     context_ms = (time.perf_counter() - started) * 1000
 
-    # The engine already ends at any control token; the stop string is for targets that
-    # return markers as text. Code that holds the string itself must not stop the rewrite.
-    stop = [] if END_OF_TEXT in region_text else [END_OF_TEXT]
     answer = await engine.generate({
         "tokens": prompt.tokens,
         "max_tokens": max_tokens,
         "temperature": 0.0,
         "top_p": 1.0,
         "seed": 0,
-        "stop": stop,
+        "stop": fmt.stop_strings(region_text),
         "draft": region_text,
         "heal": None,
         "stream": False,
@@ -139,7 +180,7 @@ async def predict_edit(workspace: Workspace, doc: Document, offset: int, *, engi
     timing["context_ms"] = round(context_ms, 3)
     stats = {key: engine_stats.get(key) for key in STATS_KEYS}
     finish = answer.get("finish_reason")
-    new_region = parse_rewrite(answer.get("text", ""), finish, region=region_text)
+    new_region = fmt.parse(answer.get("text", ""), finish, region_text)
     if new_region is None:
         return EditSuggestion(edits=[], region=region, new_region="", timing=timing,
                               stats=stats, finish_reason="length" if finish != "cancelled"

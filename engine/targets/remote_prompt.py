@@ -6,8 +6,11 @@ model's): a fill-in-the-middle prompt (`<|file_sep|>` files, `<|edit_history|>` 
 (`<|instruction|>`, `<|edit_history|>`, `<|file_sep|>` path + text before the region,
 `<|region_start|>` ... `<|cursor|>` ... `<|region_end|>` text after, `<|rewrite|>`).
 The ids are split at special-token ids (never at marker strings, which a file may hold
-as text), so the parts are exact. For /completions the text goes as it is, markers kept;
-for a chat model the parts are laid out as a short chat (`chat_messages`).
+as text), so the parts are exact. A tokenizer without sparkedit's edit tokens (a Qwen
+checkpoint's) gets the plain-text edit layout of lsp_server/edit_prompt_text.py instead,
+whose markers are text: it is recognised by its text markers (`TEXT_EDIT`), which the
+language server never lets source text forge. For /completions the text goes as it is,
+markers kept; for a chat model the parts are laid out as a short chat (`chat_messages`).
 
 Token healing cannot be done remotely (the first token cannot be constrained), so the
 healed text is put back at the end of the prefix: the answer still starts at the cursor.
@@ -40,6 +43,25 @@ EDIT_SYSTEM = (
     "Markdown code fences. If nothing should change, reply with the region unchanged."
 )
 TEXT_SYSTEM = "Continue the text. Reply with only the continuation."
+
+
+@dataclass(frozen=True)
+class TextEditLayout:
+    """The plain-text edit layout's markers, as lsp_server/edit_prompt_text.py writes them
+    (a test checks that the two agree). The builder neutralizes every copy of a marker or
+    header in the source around the region and refuses a region that holds a marker, so
+    each is the builder's own at its first occurrence."""
+
+    instruction: str = "### Instruction:\n"
+    edits: str = "### User Edits:\n\n"
+    excerpt: str = "\n### User Excerpt:\n\n"
+    region_start: str = "<|editable_region_start|>\n"
+    cursor: str = "<|user_cursor_is_here|>"
+    region_end: str = "<|editable_region_end|>\n"
+    tail: str = "\n### Response:\n<|editable_region_start|>\n"
+
+
+TEXT_EDIT = TextEditLayout()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,6 +102,36 @@ def _path_and_text(text: str) -> tuple[str, str]:
     return path.strip(), body
 
 
+def _text_edit(raw: str) -> PromptParts | None:
+    """The parts of a plain-text edit prompt (see TextEditLayout), or None for other text."""
+    lay = TEXT_EDIT
+    if not raw.endswith(lay.tail):
+        return None
+    body = raw[:len(raw) - len(lay.tail)]
+    instruction, at = None, 0
+    if body.startswith(lay.instruction):
+        end = body.find("\n\n" + lay.edits)
+        if end < 0:
+            return None
+        instruction, at = body[len(lay.instruction):end].strip(), end + 2
+    if not body.startswith(lay.edits, at):
+        return None
+    at += len(lay.edits)
+    cuts = [at]
+    for marker in (lay.excerpt, lay.region_start, lay.cursor, lay.region_end):
+        found = body.find(marker, cuts[-1])
+        if found < 0:
+            return None
+        cuts.append(found)
+    _, excerpt, start, cursor, end = cuts
+    path, before = _path_and_text(body[excerpt + len(lay.excerpt):start])
+    return PromptParts(kind="edit", raw=raw, history=body[at:excerpt],
+                       instruction=instruction or None, path=path, prefix=before,
+                       suffix=body[end + len(lay.region_end):],
+                       region=(body[start + len(lay.region_start):cursor],
+                               body[cursor + len(lay.cursor):end]))
+
+
 def parse_prompt(pieces: list[tuple[str | None, str]], heal: str | None = None) -> PromptParts:
     heal = heal or ""
     if heal:  # back at the end of the prefix, where the prompt builder took it from
@@ -108,7 +160,8 @@ def parse_prompt(pieces: list[tuple[str | None, str]], heal: str | None = None) 
                            path=path, prefix=before, suffix=by_marker["<|region_end|>"],
                            region=(by_marker["<|region_start|>"],
                                    by_marker.get("<|cursor|>", "")), markers=markers)
-    return PromptParts(kind="text", raw=raw, markers=markers)
+    text_edit = None if markers else _text_edit(raw)
+    return text_edit or PromptParts(kind="text", raw=raw, markers=markers)
 
 
 def _context_blocks(parts: PromptParts) -> list[str]:

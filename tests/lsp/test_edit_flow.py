@@ -11,13 +11,17 @@ from engine.generate import GenerateParams
 from engine.models import default_model_dir, untrained_model_dir
 from engine.tokenizer import Tokenizer
 from lsp_server.completion import STATS_KEYS, TIMING_KEYS, CompletionError
+from lsp_server.context.layout import Markers
 from lsp_server.documents import AppliedEdit, Document
 from lsp_server.edit_flow import EditSuggestion, predict_edit
+from lsp_server.edit_prompt_text import CURSOR, REGION_END, REGION_START
 from lsp_server.edits import TextEdit
 from lsp_server.engine_process import EngineOptions, EngineProcess
 from lsp_server.workspace import Workspace, WorkspaceSettings
 
 URI = "file:///project/stats.py"
+# A Qwen2-shaped random model with a Qwen-style tokenizer: no sparkedit edit tokens.
+QWEN = Path(__file__).parents[1] / "data" / "reference" / "qwen2-tied"
 SOURCE = '''import math
 
 
@@ -37,6 +41,24 @@ OLD, NEW = "total", "total_sum"
 def _workspace(model_dir: Path) -> Workspace:
     return Workspace(tokenizer=Tokenizer.from_dir(model_dir),
                      settings=WorkspaceSettings(root=None))
+
+
+def _qwen_workspace(monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    """A workspace that counts with the Qwen tokenizer. The completion context builder that
+    every Workspace holds still refuses a tokenizer without `<|edit_history|>`
+    (`Markers.from_special_ids` in lsp_server/context/layout.py, outside the edit flow); the
+    edit flow uses the builder only for its exclusion rules, so until the builder takes
+    such a tokenizer its refusal is sidestepped here (and only here)."""
+    try:
+        return _workspace(QWEN)
+    except KeyError:
+        def lenient(cls: type[Markers], ids: dict[str, int]) -> Markers:
+            return cls(file_sep=ids["<|file_sep|>"], edit_history=-1,
+                       fim_prefix=ids["<|fim_prefix|>"], fim_suffix=ids["<|fim_suffix|>"],
+                       fim_middle=ids["<|fim_middle|>"])
+
+        monkeypatch.setattr(Markers, "from_special_ids", classmethod(lenient))
+        return _workspace(QWEN)
 
 
 def _renamed_first_use(workspace: Workspace, source: str = SOURCE, old: str = OLD,
@@ -178,15 +200,86 @@ async def test_a_truncated_rewrite_gives_no_edits():
     assert suggestion.edits == [] and suggestion.finish_reason == "length"
 
 
-async def test_a_model_without_edit_tokens_is_a_clear_error():
+QWEN_INFO = {"context_limit": 4096,
+             "special_tokens": dict(Tokenizer.from_dir(QWEN).special_ids)}
+
+
+async def test_a_model_without_edit_tokens_gets_the_plain_text_layout(monkeypatch):
+    workspace = _qwen_workspace(monkeypatch)
+    doc, cursor = _renamed_first_use(workspace)
+    region_start = doc.text.index("def mean")
+    region_end = doc.text.index("\n\n\ndef spread") + 1
+    region = doc.text[region_start:region_end]
+    rewrite = region.replace(f"{OLD} ", f"{NEW} ")
+    engine = ScriptedEngine(rewrite + REGION_END + "\n\ndef spread")
+    suggestion = await predict_edit(workspace, doc, cursor, engine=engine, info=QWEN_INFO,
+                                    budget=2048)
+    sent = engine.params[0]
+    prompt = workspace.counter.decode(sent["tokens"])
+    assert prompt is not None and prompt.startswith("### User Edits:\n\n--- a/")
+    assert f"{REGION_START}\n{region[:cursor - region_start]}{CURSOR}" in prompt
+    assert prompt.endswith(f"{REGION_END}\n\n\ndef spread(values):\n"
+                           "    return max(values) - min(values)\n"
+                           f"\n### Response:\n{REGION_START}\n")
+    assert sent["draft"] == region and sent["stop"] == [REGION_END, "<|endoftext|>"]
+    # the rewrite may copy the region and then write the end marker
+    assert sent["max_tokens"] >= len(workspace.counter.ids(region + REGION_END))
+    assert _apply(doc.text, suggestion.edits) == SOURCE.replace(OLD, NEW)
+    assert [e.new_text for e in suggestion.edits] == ["_sum", "_sum"]
+
+
+async def test_an_engine_with_another_tokenizer_than_the_workspace_is_a_clear_error():
     workspace = _workspace(untrained_model_dir())
     doc, cursor = _renamed_first_use(workspace)
-    qwen = {"context_limit": 32768, "special_tokens": {
-        name: i for i, name in enumerate(("<|endoftext|>", "<|file_sep|>", "<|fim_prefix|>",
-                                          "<|fim_suffix|>", "<|fim_middle|>"))}}
-    with pytest.raises(CompletionError, match="the model has no edit tokens"):
-        await predict_edit(workspace, doc, cursor, engine=ScriptedEngine(""), info=qwen,
+    with pytest.raises(CompletionError, match="restart the language server"):
+        await predict_edit(workspace, doc, cursor, engine=ScriptedEngine(""), info=QWEN_INFO,
                            budget=512)
+
+
+class Recording:
+    """An engine client that keeps the params of each `generate`."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.params: list[dict[str, Any]] = []
+
+    async def tokenize(self, text: str, offsets: bool = False) -> dict[str, Any]:
+        return await self.client.tokenize(text, offsets)
+
+    async def generate(self, params: dict[str, Any], on_token: Any = None) -> dict[str, Any]:
+        self.params.append(params)
+        return await self.client.generate(params, on_token)
+
+
+async def test_edits_with_a_real_model_that_has_no_edit_tokens(monkeypatch):
+    workspace = _qwen_workspace(monkeypatch)
+    doc, cursor = _renamed_first_use(workspace)
+    start = doc.text.index("max(values)")
+    engine = EngineProcess(EngineOptions(model=str(QWEN), log_level="WARNING"))
+    try:
+        handle = await engine.handle()
+        assert "<|region_start|>" not in handle.info["special_tokens"]
+        client = Recording(handle.client)
+        next_edit = await predict_edit(workspace, doc, cursor, engine=client, info=handle.info,
+                                       budget=768)
+        instructed = await predict_edit(workspace, doc, start, engine=client, info=handle.info,
+                                        budget=768, instruction="use a local variable",
+                                        selection=(start, start + 5))
+    finally:
+        await engine.stop()
+    # An untrained model: only the mechanics are asserted, not what it writes.
+    _check_mechanics(doc.text, next_edit, 768)
+    _check_mechanics(doc.text, instructed, 768)
+    for sent, heads in zip(client.params, (("### User Edits:",),
+                                           ("### Instruction:\nuse a local variable",
+                                            "### User Edits:")), strict=True):
+        prompt = workspace.counter.decode(sent["tokens"])
+        assert prompt is not None
+        for marker in (*heads, "### User Excerpt:", REGION_START, CURSOR, REGION_END,
+                       "### Response:"):
+            assert marker in prompt
+        assert REGION_END in sent["stop"]
+    assert client.params[1]["draft"] == doc.text[doc.text.index("    return max"):]
 
 
 async def test_a_budget_too_small_for_the_region_is_a_clear_error():
