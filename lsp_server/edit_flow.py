@@ -115,7 +115,8 @@ async def predict_edit(workspace: Workspace, doc: Document, offset: int, *, engi
                        info: dict[str, Any], budget: int, instruction: str | None = None,
                        selection: tuple[int, int] | None = None,
                        max_new_tokens_extra: int = 32, open_burst: bool = True,
-                       remote: bool = False) -> EditSuggestion:
+                       remote: bool = False,
+                       drafters: tuple[str, ...] | None = None) -> EditSuggestion:
     """The model's edit of the region around string offset `offset` of `doc` (or of the
     lines of `selection`, string offsets, for an instruction edit).
 
@@ -127,7 +128,8 @@ async def predict_edit(workspace: Workspace, doc: Document, offset: int, *, engi
     `open_burst`: the history ends with the burst of typing still open (the change just
     made, which is what a next edit follows from; the closed diffs before it keep their
     cached prefix). `remote`: the prompt goes to a remote target: secrets outside the
-    region are redacted and an excluded document is refused.
+    region are redacted and an excluded document is refused. `drafters`: the engine's
+    drafters allowed (() for plain decoding, None for the engine's default).
     """
     started = time.perf_counter()
     fmt = edit_format(info.get("special_tokens") or {}, workspace.special_ids,
@@ -173,6 +175,7 @@ async def predict_edit(workspace: Workspace, doc: Document, offset: int, *, engi
         "heal": None,
         "stream": False,
         "document": doc.uri + EDIT_GROUP_SUFFIX,
+        "drafters": None if drafters is None else list(drafters),
     })
     engine_timing = answer.get("timing") or {}
     engine_stats = answer.get("stats") or {}
