@@ -3,9 +3,10 @@
 The layout is the one the embedded model was trained on (docs/prompt_formats.md): file
 pieces `<|file_sep|>` path "\\n" text, then `<|edit_history|>` diffs, then the current file
 as fill-in-the-middle, suffix first (SPM) for the embedded model or prefix first (PSM) for
-real Qwen2.5-Coder checkpoints, ending with `<|fim_middle|>`. Every text is tokenized on
-its own with the literal encoder, so a special-token string inside code stays text and the
-number of ids laid out is exactly the number counted.
+real Qwen2.5-Coder checkpoints, ending with `<|fim_middle|>`. A model without
+`<|edit_history|>` gets the diffs as one more file piece, `HISTORY_FILE`. Every text is
+tokenized on its own with the literal encoder, so a special-token string inside code stays
+text and the number of ids laid out is exactly the number counted.
 """
 
 from __future__ import annotations
@@ -29,6 +30,13 @@ FIM_PREFIX = "<|fim_prefix|>"
 FIM_SUFFIX = "<|fim_suffix|>"
 FIM_MIDDLE = "<|fim_middle|>"
 FIM_MARKERS = 3  # suffix, prefix and middle
+# The history's path for a model without <|edit_history|> (a Qwen2.5-Coder checkpoint).
+# Such a model was pre-trained on whole repositories laid out as `<|file_sep|>path\n`
+# content, where patch files are ordinary files: a `.diff` piece is in its own format and
+# tells it unified diffs follow, while a bare text header would read as the end of the
+# file before it. Leaving the history out would drop the best hint of what comes next (the
+# rest of a rename, an argument just added).
+HISTORY_FILE = ".sparkedit/recent_edits.diff"
 
 SEGMENT_KINDS = ("repository", "recent_file", "scopes", "definitions", "history",
                  "current_suffix", "current_prefix")
@@ -99,20 +107,23 @@ class ContextOptions:
 @dataclass(frozen=True)
 class Markers:
     file_sep: int
-    edit_history: int
+    edit_history: int | None  # None: the history is the file piece HISTORY_FILE
     fim_prefix: int
     fim_suffix: int
     fim_middle: int
 
     @classmethod
     def from_special_ids(cls, special_ids: Mapping[str, int]) -> Markers:
-        """Raises KeyError naming a marker the model does not have."""
+        """Raises KeyError naming a marker the model does not have (all but
+        `<|edit_history|>` are needed)."""
         def find(name: str) -> int:
             if name not in special_ids:
                 raise KeyError(f"the model has no {name} token")
             return int(special_ids[name])
 
-        return cls(file_sep=find(FILE_SEP), edit_history=find(EDIT_HISTORY),
+        edit_history = special_ids.get(EDIT_HISTORY)
+        return cls(file_sep=find(FILE_SEP),
+                   edit_history=int(edit_history) if edit_history is not None else None,
                    fim_prefix=find(FIM_PREFIX), fim_suffix=find(FIM_SUFFIX),
                    fim_middle=find(FIM_MIDDLE))
 
@@ -165,10 +176,26 @@ def piece_cost(counter: TokenCounter, path: str, text: str) -> int:
     return 1 + len(head) + len(body)
 
 
-def history_segment(markers: Markers, diffs: Sequence[str], ids: Sequence[Sequence[int]]
+@dataclass(frozen=True)
+class HistoryHead:
+    """What opens the history segment: `<|edit_history|>`, or `<|file_sep|>` and the path
+    line of HISTORY_FILE (tokenized apart, as a file piece's)."""
+
+    text: str  # "" or HISTORY_FILE + "\n"
+    tokens: tuple[int, ...]
+
+    @classmethod
+    def create(cls, counter: TokenCounter, markers: Markers) -> HistoryHead:
+        if markers.edit_history is not None:
+            return cls(text="", tokens=(markers.edit_history,))
+        line = f"{HISTORY_FILE}\n"
+        return cls(text=line, tokens=(markers.file_sep, *counter.ids(line)))
+
+
+def history_segment(head: HistoryHead, diffs: Sequence[str], ids: Sequence[Sequence[int]]
                     ) -> Segment:
-    return Segment(kind="history", path=None, text="".join(diffs),
-                   tokens=(markers.edit_history, *chain.from_iterable(ids)))
+    return Segment(kind="history", path=None, text=head.text + "".join(diffs),
+                   tokens=(*head.tokens, *chain.from_iterable(ids)))
 
 
 def fim_segments(markers: Markers, order: str, path: str, prefix_text: str,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from lsp_server.context.layout import (
+    HistoryHead,
     Markers,
     Segment,
     file_piece,
@@ -232,9 +233,11 @@ def select_recent(src: Sources, recent: Sequence[tuple[str, str]],
 # -- edit history ---------------------------------------------------------------------------
 
 def select_history(src: Sources, closed: Sequence[HistoryEntry], allotment: int) -> Selection:
-    """`<|edit_history|>` and the newest closed entries' diffs that fit, oldest first."""
+    """The history's head (`<|edit_history|>` or a file piece's, see `HistoryHead`) and
+    the newest closed entries' diffs that fit, oldest first."""
     kept: list[tuple[str, tuple[int, ...], int]] = []
-    room = allotment - 1  # the marker
+    head = HistoryHead.create(src.counter, src.markers)
+    room = allotment - len(head.tokens)
     for entry in reversed(closed):
         if not src.allowed(entry.path):
             continue
@@ -247,7 +250,7 @@ def select_history(src: Sources, closed: Sequence[HistoryEntry], allotment: int)
     if not kept:
         return Selection()
     kept.reverse()
-    segment = history_segment(src.markers, [d for d, _, _ in kept], [i for _, i, _ in kept])
+    segment = history_segment(head, [d for d, _, _ in kept], [i for _, i, _ in kept])
     return Selection((segment,), len(segment.tokens), frozenset(), sum(n for *_, n in kept))
 
 

@@ -11,7 +11,6 @@ from engine.generate import GenerateParams
 from engine.models import default_model_dir, untrained_model_dir
 from engine.tokenizer import Tokenizer
 from lsp_server.completion import STATS_KEYS, TIMING_KEYS, CompletionError
-from lsp_server.context.layout import Markers
 from lsp_server.documents import AppliedEdit, Document
 from lsp_server.edit_flow import EditSuggestion, predict_edit
 from lsp_server.edit_prompt_text import CURSOR, REGION_END, REGION_START
@@ -41,24 +40,6 @@ OLD, NEW = "total", "total_sum"
 def _workspace(model_dir: Path) -> Workspace:
     return Workspace(tokenizer=Tokenizer.from_dir(model_dir),
                      settings=WorkspaceSettings(root=None))
-
-
-def _qwen_workspace(monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    """A workspace that counts with the Qwen tokenizer. The completion context builder that
-    every Workspace holds still refuses a tokenizer without `<|edit_history|>`
-    (`Markers.from_special_ids` in lsp_server/context/layout.py, outside the edit flow); the
-    edit flow uses the builder only for its exclusion rules, so until the builder takes
-    such a tokenizer its refusal is sidestepped here (and only here)."""
-    try:
-        return _workspace(QWEN)
-    except KeyError:
-        def lenient(cls: type[Markers], ids: dict[str, int]) -> Markers:
-            return cls(file_sep=ids["<|file_sep|>"], edit_history=-1,
-                       fim_prefix=ids["<|fim_prefix|>"], fim_suffix=ids["<|fim_suffix|>"],
-                       fim_middle=ids["<|fim_middle|>"])
-
-        monkeypatch.setattr(Markers, "from_special_ids", classmethod(lenient))
-        return _workspace(QWEN)
 
 
 def _renamed_first_use(workspace: Workspace, source: str = SOURCE, old: str = OLD,
@@ -204,8 +185,8 @@ QWEN_INFO = {"context_limit": 4096,
              "special_tokens": dict(Tokenizer.from_dir(QWEN).special_ids)}
 
 
-async def test_a_model_without_edit_tokens_gets_the_plain_text_layout(monkeypatch):
-    workspace = _qwen_workspace(monkeypatch)
+async def test_a_model_without_edit_tokens_gets_the_plain_text_layout():
+    workspace = _workspace(QWEN)
     doc, cursor = _renamed_first_use(workspace)
     region_start = doc.text.index("def mean")
     region_end = doc.text.index("\n\n\ndef spread") + 1
@@ -251,8 +232,8 @@ class Recording:
         return await self.client.generate(params, on_token)
 
 
-async def test_edits_with_a_real_model_that_has_no_edit_tokens(monkeypatch):
-    workspace = _qwen_workspace(monkeypatch)
+async def test_edits_with_a_real_model_that_has_no_edit_tokens():
+    workspace = _workspace(QWEN)
     doc, cursor = _renamed_first_use(workspace)
     start = doc.text.index("max(values)")
     engine = EngineProcess(EngineOptions(model=str(QWEN), log_level="WARNING"))

@@ -57,11 +57,6 @@ def test_an_instruction_means_an_edit_and_prints_a_diff(tmp_path):
     assert done.stdout == "" or done.stdout.startswith("--- a/")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "the edit flow takes a model without edit tokens (the plain-text layout), but the "
-    "Workspace's completion context builder still refuses its tokenizer: KeyError 'the model "
-    "has no <|edit_history|> token' from Markers.from_special_ids in "
-    "lsp_server/context/layout.py"))
 @pytest.mark.parametrize("mode", [["--mode", "next-edit"], ["--instruction", "use names"]])
 def test_edits_with_a_model_that_has_no_edit_tokens(tmp_path, mode):
     path = project(tmp_path)
@@ -71,6 +66,19 @@ def test_edits_with_a_model_that_has_no_edit_tokens(tmp_path, mode):
     out = json.loads(done.stdout)
     assert out["model"]["name"] == "qwen2-tied"
     assert out["text"] == "" if out["edit"] is None else out["text"].startswith("--- a/")
+    assert path.read_text() == CODE
+
+
+def test_completion_with_a_model_that_has_no_edit_tokens(tmp_path):
+    path = project(tmp_path)
+    done = suggest(str(path), "--at", "2:17", "--mode", "complete", "--max-tokens", "4",
+                   "--json", model=QWEN)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1, "exactly one JSON object"
+    out = json.loads(lines[0])
+    assert out["mode"] == "complete" and out["edit"] is None
+    assert out["model"]["name"] == "qwen2-tied" and isinstance(out["text"], str)
     assert path.read_text() == CODE
 
 
