@@ -1,0 +1,449 @@
+"""Backend benchmark (issue 12): sparkedit's engine on ggml against llama.cpp's own Python API.
+
+Side by side in one run, on the same GGUF files, the same threads and the same context
+settings (n_ctx, n_batch, flash attention, float16 keys/values):
+
+- peer: llama-cpp-python's own ``Llama`` (its ``generate``, plain and with its
+  ``LlamaPromptLookupDecoding`` drafter);
+- ours: sparkedit's ``generate`` on ``GgmlModel``, plain (``drafters: []``) and with its
+  default drafters.
+
+a. Random weights with Qwen2.5-Coder-0.5B's and 1.5B's published configs at q8_0 and bf16:
+   prefill tokens/s (512-token prompt), decode tokens/s (64 greedy tokens), the cost of a
+   1- and a 17-token pass, peak RSS; and for ours a perfect draft (the model's own greedy
+   output as the region draft).
+b. The 72 real edits of tests/data/edits/ with the embedded model converted to GGUF
+   (q8_0): tokens/s of each mode over the whole edit, outputs compared token for token.
+c. First token after a keystroke at an 8k-token context: 64 new tokens after a cached
+   8k prefix, then one token (0.5B q8_0).
+d. Qwen2.5-Coder-7B's published config at q4_k_m: loads, decodes, RSS (ours only).
+
+Every engine runs in a fresh subprocess (``--worker``) so that RSS is its own.
+Prints tables and writes JSON (default bench_results/backends.json).
+Usage: python scripts/bench_backends.py [--parts a,b,c,d] [--edits N] [--models DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+
+CONFIGS = REPO / "tests" / "data" / "reference" / "configs"
+PRESETS = REPO / "engine" / "targets" / "data" / "presets"
+EDITS = REPO / "tests" / "data" / "edits" / "click-8.1.7-8.1.8.jsonl"
+THREADS = 2
+N_CTX = 4096
+N_BATCH = 512
+FLASH_ATTN = False  # llama-cpp-python's Llama default; both sides use the same
+PROMPT = 512
+DECODE = 64
+REPEATS = 5
+
+
+def rss_mb() -> tuple[float, float]:
+    """(current, peak) resident set of this process, MB."""
+    fields = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) / 1024
+    return fields["VmRSS"], fields["VmHWM"]
+
+
+def random_prompt(vocab: int, n: int, seed: int = 0) -> list[int]:
+    return np.random.default_rng(seed).integers(0, min(vocab, 8000), n).tolist()
+
+
+# ---------------------------------------------------------------------------- workers
+
+
+def peer_model(path: str, n_ctx: int, draft: bool = False) -> Any:
+    from llama_cpp import Llama
+    from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
+
+    return Llama(model_path=path, n_ctx=n_ctx, n_batch=N_BATCH, n_ubatch=N_BATCH,
+                 n_threads=THREADS, n_threads_batch=THREADS, flash_attn=FLASH_ATTN,
+                 verbose=False, draft_model=LlamaPromptLookupDecoding() if draft else None,
+                 logits_all=draft)  # its drafting reads every row's logits
+
+
+def ours_model(path: str, n_ctx: int) -> Any:
+    from engine.ggml.model import GgmlModel
+
+    return GgmlModel.load(path, threads=THREADS, context=n_ctx, flash_attn=FLASH_ATTN)
+
+
+def _peer_decode(llm: Any, prompt: list[int], n: int, stop: set[int]) -> tuple[list[int],
+                                                                                  list[float]]:
+    """Greedy tokens and the time each arrived (from the call), stopping at ``stop`` ids."""
+    out, stamps, t0 = [], [], time.perf_counter()
+    for tok in llm.generate(prompt, temp=0.0, top_k=1, reset=True):
+        if tok in stop:
+            break
+        out.append(int(tok))
+        stamps.append(time.perf_counter() - t0)
+        if len(out) >= n:
+            break
+    return out, stamps
+
+
+def _ours_decode(model: Any, tok: Any, prompt: list[int], n: int, *, drafters: tuple | None,
+                 draft: str | None = None, state: Any = None) -> tuple[list[int], list[float],
+                                                                         dict[str, Any]]:
+    from engine.generate import DecodeState, GenerateParams, generate
+
+    stamps: list[float] = []
+    t0 = time.perf_counter()
+
+    def on_text(_text: str, accepted: list[int]) -> None:
+        now = time.perf_counter() - t0
+        stamps.extend([now] * len(accepted))
+
+    params = GenerateParams(tokens=tuple(prompt), max_tokens=n, draft=draft,
+                            drafters=drafters)
+    result = generate(model, tok, params, on_text=on_text, state=state or DecodeState())
+    return result.tokens, stamps[: len(result.tokens)], result.stats
+
+
+def _decode_tps(stamps: list[float]) -> float:
+    return (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
+
+
+class _NoText:
+    """generate() needs a tokenizer for stop strings and text; token-id runs need neither."""
+
+    special_ids: dict[str, int] = {}
+
+    def encode(self, text: str) -> list[int]:
+        return []
+
+    def incremental_decoder(self) -> Any:
+        class D:
+            def push(self, ids: list[int]) -> str:
+                return ""
+
+            def flush(self) -> str:
+                return ""
+        return D()
+
+
+def worker_model(side: str, path: str) -> dict[str, Any]:
+    prompt_len, out = PROMPT, {}
+    if side == "peer":
+        llm = peer_model(path, N_CTX)
+        prompt = random_prompt(llm.n_vocab(), prompt_len)
+        times = []
+        for _ in range(2):
+            llm.reset()
+            t0 = time.perf_counter()
+            llm.eval(prompt)
+            times.append(time.perf_counter() - t0)
+        out["prefill_tps"] = prompt_len / min(times)
+        for k in (1, 17):
+            costs = []
+            for r in range(REPEATS):
+                llm.n_tokens = prompt_len
+                t0 = time.perf_counter()
+                llm.eval(random_prompt(llm.n_vocab(), k, seed=r + 1))
+                costs.append(time.perf_counter() - t0)
+            out[f"pass{k}_ms"] = 1e3 * statistics.median(costs)
+        llm.n_tokens = prompt_len
+        tokens, stamps = _peer_decode(llm, prompt, DECODE, set())
+        out["decode_tps"] = _decode_tps(stamps)
+    else:
+        from engine.generate import DecodeState, prefill
+
+        model = ours_model(path, N_CTX)
+        prompt = random_prompt(model.vocab_size, prompt_len)
+        times = []
+        for _ in range(2):
+            cache = model.new_cache()
+            t0 = time.perf_counter()
+            prefill(model, prompt, cache)
+            times.append(time.perf_counter() - t0)
+        out["prefill_tps"] = prompt_len / min(times)
+        for k in (1, 17):
+            costs = []
+            for r in range(REPEATS):
+                cache.truncate(prompt_len)
+                t0 = time.perf_counter()
+                model.forward(random_prompt(model.vocab_size, k, seed=r + 1), cache, last_n=k)
+                costs.append(time.perf_counter() - t0)
+            out[f"pass{k}_ms"] = 1e3 * statistics.median(costs)
+        state = DecodeState(prefix_cache=model.new_prefix_store(0))
+        tokens, stamps, _ = _ours_decode(model, _NoText(), prompt, DECODE, drafters=(),
+                                         state=state)
+        out["decode_tps"] = _decode_tps(stamps)
+        # A perfect draft: the region drafter holding the model's own greedy output.
+        from engine.speculative import SpecConfig
+
+        perfect = DecodeState(prefix_cache=model.new_prefix_store(0),
+                              speculation=SpecConfig(drafters=("region",)))
+        region = _IdDraft(tokens)
+        got, stamps2, stats = _ours_decode(model, region, prompt, DECODE, drafters=None,
+                                           draft="perfect", state=perfect)
+        out["perfect_identical"] = got == tokens
+        out["perfect_decode_tps"] = _decode_tps(stamps2)
+        out["perfect_tokens_per_pass"] = len(got) / max(1, stats["forward_passes"] - 1)
+    out["rss_mb"], out["peak_rss_mb"] = rss_mb()
+    return out
+
+
+class _IdDraft(_NoText):
+    """A tokenizer stand-in whose encode() of the draft returns fixed token ids."""
+
+    def __init__(self, ids: list[int]) -> None:
+        self.ids = ids
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.ids)
+
+
+def worker_edits(side: str, path: str, n_edits: int) -> dict[str, Any]:
+    from bench_engine import EXTRA_TOKENS, edit_prompt
+
+    from engine.models import default_model_dir
+    from engine.tokenizer import Tokenizer
+
+    tok = Tokenizer.from_dir(default_model_dir())
+    edits = [json.loads(line) for line in EDITS.read_text().splitlines()][:n_edits]
+    stop = set(tok.special_ids.values())
+    runs: dict[str, list[dict[str, Any]]] = {}
+    modes = ("plain", "lookup") if side == "peer" else ("plain", "speculative")
+    models = {}
+    if side == "peer":
+        models = {"plain": peer_model(path, 1024), "lookup": peer_model(path, 1024, True)}
+    else:
+        model = ours_model(path, 1024)
+    for e in edits:
+        max_tokens = len(tok.encode(e["region_new"])) + EXTRA_TOKENS
+        # Room for llama.cpp's lookup drafter to run 10 tokens past the output: near a full
+        # context its Llama.eval fails to store the logits of a long draft.
+        prompt = edit_prompt(tok, e, 1024 - 16, max_tokens)
+        for mode in modes:
+            t0 = time.perf_counter()
+            if side == "peer":
+                tokens, stamps = _peer_decode(models[mode], prompt, max_tokens, stop)
+            else:
+                from engine.generate import DecodeState
+
+                drafters = () if mode == "plain" else None
+                tokens, stamps, _ = _ours_decode(model, tok, prompt, max_tokens,
+                                                 drafters=drafters, draft=e["region_old"],
+                                                 state=DecodeState())
+            total = time.perf_counter() - t0
+            runs.setdefault(mode, []).append({"tokens": tokens, "seconds": total,
+                                              "ttft": stamps[0] if stamps else total})
+    return {"runs": runs, **dict(zip(("rss_mb", "peak_rss_mb"), rss_mb(), strict=True))}
+
+
+def worker_ttft(side: str, path: str, context: int) -> dict[str, Any]:
+    n_ctx = context + 256
+    if side == "peer":
+        llm = peer_model(path, n_ctx)
+        vocab = llm.n_vocab()
+    else:
+        from engine.generate import DecodeState
+
+        model = ours_model(path, n_ctx)
+        vocab = model.vocab_size
+        state = DecodeState(prefix_cache=model.new_prefix_store(1 << 30))
+    base = random_prompt(vocab, context - 64)
+    times = []
+    for r in range(3):
+        keystroke = base + random_prompt(vocab, 64, seed=100 + r)
+        if side == "peer":
+            if r == 0:
+                llm.reset()
+                llm.eval(base)
+            t0 = time.perf_counter()
+            next(iter(llm.generate(keystroke, temp=0.0, top_k=1, reset=True)))
+            times.append(time.perf_counter() - t0)
+            llm.n_tokens = len(base)  # the next keystroke shares only the base
+        else:
+            from engine.generate import warm
+
+            if r == 0:
+                warm(model, base, state)
+            _, stamps, stats = _ours_decode(model, _NoText(), keystroke, 1, drafters=(),
+                                            state=state)
+            assert stats["cached_prompt_tokens"] >= len(base)
+            times.append(stamps[0])
+    return {"ttft_ms": 1e3 * statistics.median(times), "times_ms": [1e3 * t for t in times]}
+
+
+def worker_big(path: str) -> dict[str, Any]:
+    from engine.generate import DecodeState
+
+    t0 = time.perf_counter()
+    model = ours_model(path, 2048)
+    load_s = time.perf_counter() - t0
+    prompt = random_prompt(model.vocab_size, 128)
+    tokens, stamps, _ = _ours_decode(model, _NoText(), prompt, 16, drafters=(),
+                                     state=DecodeState())
+    current, peak = rss_mb()
+    return {"load_s": load_s, "decode_tps": _decode_tps(stamps), "rss_mb": current,
+            "peak_rss_mb": peak, "weights_bytes": model.weights_bytes}
+
+
+# ---------------------------------------------------------------------------- driver
+
+
+def run_worker(*args: str, timeout: float = 3600) -> dict[str, Any]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"worker {args} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def table(title: str, header: list[str], rows: list[list[Any]]) -> str:
+    lines = [f"\n{title}\n", "| " + " | ".join(header) + " |",
+             "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def part_a(models_dir: Path, results: dict[str, Any]) -> None:
+    from random_gguf import make
+
+    rows = []
+    for name in ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"):
+        paths = make(CONFIGS / f"{name}.json", models_dir, ["q8_0", "bf16"])
+        for quant, path in paths.items():
+            peer = run_worker("peer", "model", str(path))
+            ours = run_worker("ours", "model", str(path))
+            results.setdefault("a", {})[f"{name}/{quant}"] = {"peer": peer, "ours": ours}
+            ratio = ours["decode_tps"] / peer["decode_tps"]
+            rows.append([f"{name} {quant}",
+                         f"{peer['prefill_tps']:.0f} / {ours['prefill_tps']:.0f}",
+                         f"{peer['decode_tps']:.1f} / {ours['decode_tps']:.1f} ({ratio:.2f}x)",
+                         f"{peer['pass1_ms']:.1f} / {ours['pass1_ms']:.1f}",
+                         f"{peer['pass17_ms']:.1f} / {ours['pass17_ms']:.1f}",
+                         f"{peer['peak_rss_mb']:.0f} / {ours['peak_rss_mb']:.0f} "
+                         f"({ours['peak_rss_mb'] / peer['peak_rss_mb']:.2f}x)",
+                         f"{ours['perfect_decode_tps']:.1f} "
+                         f"({ours['perfect_decode_tps'] / ours['decode_tps']:.2f}x, "
+                         f"{'same' if ours['perfect_identical'] else 'DIFFERENT'})"])
+    print(table("a. llama.cpp's Llama / sparkedit on ggml, same file, 2 threads "
+                "(prefill 512 tokens; decode 64 greedy tokens)",
+                ["model", "prefill tok/s", "decode tok/s (ratio)", "1-token pass ms",
+                 "17-token pass ms", "peak RSS MB (ratio)", "ours, perfect draft tok/s"],
+                rows), flush=True)
+
+
+def part_b(n_edits: int, results: dict[str, Any]) -> None:
+    from engine.ggml.gguf_cache import converted_gguf
+    from engine.models import default_model_dir
+
+    path = converted_gguf(default_model_dir(), "q8_0")
+    peer = run_worker("peer", "edits", str(path), str(n_edits))
+    ours = run_worker("ours", "edits", str(path), str(n_edits))
+    base = peer["runs"]["plain"]
+    modes = {"llama.cpp plain": peer["runs"]["plain"],
+             "llama.cpp prompt lookup": peer["runs"]["lookup"],
+             "sparkedit plain (drafters: [])": ours["runs"]["plain"],
+             "sparkedit speculative (default)": ours["runs"]["speculative"]}
+    tps = {m: sum(len(r["tokens"]) for r in runs) / sum(r["seconds"] for r in runs)
+           for m, runs in modes.items()}
+    rows = []
+    for mode, runs in modes.items():
+        same = sum(r["tokens"] == b["tokens"] for r, b in zip(runs, base, strict=True))
+        rows.append([mode, f"{tps[mode]:.0f}",
+                     f"{tps[mode] / tps['llama.cpp plain']:.2f}x",
+                     f"{tps[mode] / tps['llama.cpp prompt lookup']:.2f}x",
+                     f"{same}/{len(runs)}"])
+    results["b"] = {"tokens_per_s": tps, "edits": n_edits,
+                    "identical_to_llama_plain": {m: rows[i][-1] for i, m in enumerate(modes)}}
+    print(table(f"b. {n_edits} real edits (click 8.1.7 -> 8.1.8), embedded model as q8_0 GGUF, "
+                "whole edit (prefill + decode)",
+                ["mode", "tok/s", "vs llama.cpp plain", "vs llama.cpp lookup",
+                 "output = llama.cpp plain"], rows), flush=True)
+
+
+def part_c(models_dir: Path, results: dict[str, Any], context: int = 8192) -> None:
+    from random_gguf import make
+
+    path = make(CONFIGS / "qwen2.5-coder-0.5b.json", models_dir, ["q8_0"])["q8_0"]
+    peer = run_worker("peer", "ttft", str(path), str(context))
+    ours = run_worker("ours", "ttft", str(path), str(context))
+    results["c"] = {"peer": peer, "ours": ours, "context": context}
+    print(table(f"c. first token after a keystroke: {context}-token context, 64 new tokens "
+                "after the cached prefix, 0.5B q8_0",
+                ["llama.cpp ms", "sparkedit ms", "ratio"],
+                [[f"{peer['ttft_ms']:.0f}", f"{ours['ttft_ms']:.0f}",
+                  f"{ours['ttft_ms'] / peer['ttft_ms']:.2f}x"]]), flush=True)
+
+
+def part_d(models_dir: Path, results: dict[str, Any]) -> None:
+    from random_gguf import make
+
+    path = make(PRESETS / "qwen2.5-coder-7b.json", models_dir, ["q4_k_m"])["q4_k_m"]
+    ours = run_worker("big", str(path))
+    results["d"] = ours
+    print(table("d. Qwen2.5-Coder-7B's config at q4_k_m (random weights), sparkedit on ggml",
+                ["load s", "decode tok/s", "peak RSS GB", "weights GB"],
+                [[f"{ours['load_s']:.1f}", f"{ours['decode_tps']:.2f}",
+                  f"{ours['peak_rss_mb'] / 1024:.2f}",
+                  f"{ours['weights_bytes'] / 2**30:.2f}"]]), flush=True)
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        kind, rest = sys.argv[2], sys.argv[3:]
+        if kind == "big":
+            out = worker_big(rest[0])
+        elif rest[0] == "model":
+            out = worker_model(kind, rest[1])
+        elif rest[0] == "edits":
+            out = worker_edits(kind, rest[1], int(rest[2]))
+        else:
+            out = worker_ttft(kind, rest[1], int(rest[2]))
+        print(json.dumps(out))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", default="a,b,c,d")
+    parser.add_argument("--edits", type=int, default=72)
+    parser.add_argument("--models", type=Path, default=REPO / ".bench" / "models",
+                        help="where the random-weight GGUF files are written (reused)")
+    parser.add_argument("--out", type=Path, default=REPO / "bench_results" / "backends.json")
+    args = parser.parse_args()
+    import llama_cpp
+
+    results: dict[str, Any] = {
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+                    "llama_cpp_python": llama_cpp.__version__,
+                    "system_info": llama_cpp.llama_print_system_info().decode().strip()},
+        "settings": {"threads": THREADS, "n_ctx": N_CTX, "n_batch": N_BATCH,
+                     "flash_attn": FLASH_ATTN, "prompt": PROMPT, "decode": DECODE}}
+    parts = set(args.parts.split(","))
+    if "a" in parts:
+        part_a(args.models, results)
+    if "b" in parts:
+        part_b(args.edits, results)
+    if "c" in parts:
+        part_c(args.models, results)
+    if "d" in parts:
+        part_d(args.models, results)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1))
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
