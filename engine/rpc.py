@@ -255,6 +255,18 @@ class EngineClient:
         finally:
             self._streams.pop(msgid, None)
 
+    async def prefill(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Warm the prefix cache with a prompt (`{prompt | tokens, document}`): answers
+        `{prompt_tokens, cached_tokens, prefilled_tokens, complete, total_ms, preempted}`
+        once it is cached, or early when it was cancelled or replaced (`complete` false or
+        absent). Cancelling the awaiting task cancels the job in the engine."""
+        msgid = next(self._ids)
+        try:
+            return await self._send_request(msgid, "prefill", dict(params))
+        except asyncio.CancelledError:
+            self._send_cancel(msgid)
+            raise
+
     async def cancel(self, job_id: int) -> dict[str, Any]:
         return await self.call("cancel", {"id": job_id})
 
