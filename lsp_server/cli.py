@@ -77,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     suggest.add_argument("--budget", type=int, default=2048, metavar="TOKENS")
     suggest.add_argument("--max-tokens", type=int, default=64)
     suggest.add_argument("--json", action="store_true")
+    suggest.add_argument("--drafters", metavar="LIST|none", default=None,
+                         help="speculative drafters allowed, comma-separated from region, "
+                              "previous, lookup; none for plain decoding (default: the "
+                              "engine's)")
     _add_target_args(suggest)
 
     context = sub.add_parser("context", help="the context that would be sent for a cursor")

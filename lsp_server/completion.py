@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from lsp_server.context.assemble import ContextOptions, ContextRefused
+from lsp_server.context.assemble import Context, ContextOptions, ContextRefused
 from lsp_server.documents import Document
 from lsp_server.prompts import (
     END_OF_TEXT,
@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 TIMING_KEYS = ("context_ms", "queue_ms", "ttft_ms", "total_ms", "simulated")
 STATS_KEYS = ("prompt_tokens", "cached_prompt_tokens", "output_tokens", "forward_passes",
-              "accepted_draft_tokens")
+              "accepted_draft_tokens", "drafters")
+DRAFTERS = ("region", "previous", "lookup")  # the engine's drafters (engine/drafters.py)
 
 # Only this many characters per token of budget are sent to `tokenize`: no tokenizer
 # here averages more than a few characters per token on code, so the window still
@@ -53,6 +54,7 @@ class CompletionOptions:
     temperature: float = 0.0
     prefix_share: float = 0.75
     heal: bool = True  # token healing of a cursor inside a word (engine/healing.py)
+    drafters: tuple[str, ...] | None = None  # names from DRAFTERS; () plain; None the default
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,7 +136,7 @@ async def complete_in_workspace(workspace: Workspace, doc: Document, offset: int
 
     `remote`: the prompt leaves the machine (a remote target), so secrets are redacted and
     a document that is excluded or ignored by git is refused."""
-    if (info.get("special_tokens") or {}) != workspace.special_ids:
+    if not context_fits_engine(workspace, info):
         if remote:
             raise CompletionError("the remote target's tokenizer differs from the context "
                                   "tokenizer; refusing to send a prompt that was not redacted")
@@ -142,15 +144,30 @@ async def complete_in_workspace(workspace: Workspace, doc: Document, offset: int
                     "completing without workspace context")
         return await complete(doc.text, offset, engine=engine, info=info, options=options)
     started = time.perf_counter()
+    context = completion_context(workspace, doc, offset, info=info, options=options,
+                                 remote=remote)
+    context_ms = (time.perf_counter() - started) * 1000
+    return await generate_suggestion(list(context.tokens), context.heal, context_ms,
+                                     engine=engine, info=info, options=options)
+
+
+def context_fits_engine(workspace: Workspace, info: dict[str, Any]) -> bool:
+    """Whether the workspace counts with the engine model's tokenizer (same special ids), so
+    that its context is the exact prompt."""
+    return (info.get("special_tokens") or {}) == workspace.special_ids
+
+
+def completion_context(workspace: Workspace, doc: Document, offset: int, *,
+                       info: dict[str, Any], options: CompletionOptions,
+                       remote: bool = False) -> Context:
+    """The prompt `complete_in_workspace` sends for this cursor (also what the background
+    warm-up prefills); CompletionError when it cannot be built."""
     try:
-        context = workspace.context(doc, offset, ContextOptions(
+        return workspace.context(doc, offset, ContextOptions(
             budget=effective_budget(options, info), fim_order=fim_order(info).value,
             heal=options.heal, prefix_share=options.prefix_share, remote=remote))
     except (ValueError, ContextRefused) as exc:
         raise CompletionError(str(exc)) from exc
-    context_ms = (time.perf_counter() - started) * 1000
-    return await generate_suggestion(list(context.tokens), context.heal, context_ms,
-                                     engine=engine, info=info, options=options)
 
 
 def fim_order(info: dict[str, Any]) -> FimOrder:
@@ -164,7 +181,7 @@ async def generate_suggestion(tokens: list[int], heal: str, context_ms: float, *
                               engine: Engine, info: dict[str, Any],
                               options: CompletionOptions) -> Suggestion:
     """Ask the engine to continue a finished prompt; the answer as a `Suggestion`."""
-    answer = await engine.generate({
+    params: dict[str, Any] = {
         "tokens": tokens,
         "max_tokens": options.max_tokens,
         "temperature": options.temperature,
@@ -174,7 +191,10 @@ async def generate_suggestion(tokens: list[int], heal: str, context_ms: float, *
         "draft": None,
         "heal": heal or None,
         "stream": False,
-    })
+    }
+    if options.drafters is not None:
+        params["drafters"] = list(options.drafters)
+    answer = await engine.generate(params)
     engine_timing = answer.get("timing") or {}
     engine_stats = answer.get("stats") or {}
     timing: dict[str, Any] = {key: engine_timing.get(key) for key in TIMING_KEYS}

@@ -38,6 +38,8 @@ class EngineOptions:
     model: str | None = None  # a model folder (wafer-sim) or the remote model id
     target: str = "wafer-sim"
     base_url: str | None = None  # a remote target's address (default: the target's own)
+    backend: str = "auto"  # a local model's compute backend: auto, numpy or ggml
+    quant: str | None = None  # ggml: the weights a model folder is converted to
     log_level: str = "INFO"  # the engine's own; the headless command asks for WARNING
     start_timeout_s: float = 120.0
     stop_timeout_s: float = 3.0
@@ -153,7 +155,10 @@ class EngineProcess:
         self._socket_dir = tempfile.mkdtemp(prefix="sparkedit-", dir=_socket_parent())
         socket_path = os.path.join(self._socket_dir, "engine.sock")
         cmd = [sys.executable, "-m", "lsp_server.cli", "engine", "--socket", socket_path,
-               "--target", self._options.target, "--log-level", self._options.log_level]
+               "--target", self._options.target, "--log-level", self._options.log_level,
+               "--backend", self._options.backend]
+        if self._options.quant:
+            cmd += ["--quant", self._options.quant]
         if self._options.model:
             cmd += ["--model", self._options.model]
         if self._options.base_url:

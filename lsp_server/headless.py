@@ -22,10 +22,11 @@ from typing import Any
 
 from engine.models import default_model_dir
 from engine.rpc import EngineConnectionError, EngineError
-from engine.tokenizer import Tokenizer
+from engine.tokenizer import TokenTable, load_tokenizer
 from lsp_server.assistant import model_name
 from lsp_server.cli import UsageError
 from lsp_server.completion import (
+    DRAFTERS,
     STATS_KEYS,
     TIMING_KEYS,
     CompletionError,
@@ -117,15 +118,30 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError("--max-tokens must be at least 1")
 
 
-def load_tokenizer(model: str | None) -> Tokenizer:
+def parse_drafters(value: str | None) -> tuple[str, ...] | None:
+    """`--drafters`: None (the engine's default), () for `none`, else the names given."""
+    if value is None:
+        return None
+    if value.strip().lower() == "none":
+        return ()
+    names = tuple(name.strip() for name in value.split(","))
+    unknown = [name for name in names if name not in DRAFTERS]
+    if unknown:
+        raise UsageError(f"--drafters: unknown drafter {', '.join(map(repr, unknown))}; "
+                         f"choose from {', '.join(DRAFTERS)}, comma-separated, or none")
+    return tuple(dict.fromkeys(names))  # in the order given, each once
+
+
+def model_tokenizer(model: str | None) -> TokenTable:
+    """The tokenizer of a model folder or GGUF file (the embedded model's by default)."""
     folder = Path(model) if model else default_model_dir()
     try:
-        return Tokenizer.from_dir(folder)
-    except (OSError, ValueError) as exc:
+        return load_tokenizer(folder)
+    except (OSError, ValueError, ImportError) as exc:
         raise EngineFailure(f"cannot load the model's tokenizer from {folder}: {exc}") from exc
 
 
-def open_workspace(tokenizer: Tokenizer, text: str, *, uri: str, root: Path | None,
+def open_workspace(tokenizer: TokenTable, text: str, *, uri: str, root: Path | None,
                    exclude: tuple[str, ...] = ()) -> tuple[Workspace, Document]:
     """The workspace of `root` (None: only the document itself is context), indexed, with
     the document open in it, as the language server would have it."""
@@ -153,7 +169,8 @@ async def _suggest(workspace: Workspace, doc: Document, offset: int,
             answer = await predict_edit(workspace, doc, offset, engine=handle.client,
                                         info=handle.info,
                                         budget=effective_budget(options, handle.info),
-                                        instruction=instruction, remote=remote)
+                                        instruction=instruction, remote=remote,
+                                        drafters=options.drafters)
         return answer, handle.info
     except (EngineStartError, EngineConnectionError) as exc:
         raise EngineFailure(f"the engine failed: {exc}") from exc
@@ -196,15 +213,16 @@ def run_suggest(args: argparse.Namespace) -> int:
     _check_args(args)
     text = read_source(args.path)
     offset = cursor_offset(text, args.at)
-    options = CompletionOptions(budget=args.budget, max_tokens=args.max_tokens)
+    options = CompletionOptions(budget=args.budget, max_tokens=args.max_tokens,
+                                drafters=parse_drafters(args.drafters))
     remote = args.target != "wafer-sim"
     # The engine's progress lines would drown the one-line note; its errors still show.
     engine_options = EngineOptions(model=args.model, target=args.target, base_url=args.base_url,
-                                   log_level="WARNING")
+                                   backend=args.backend, quant=args.quant, log_level="WARNING")
     try:
         # A remote target's --model is its model id: the context is counted with the
         # embedded model's tokenizer, which the remote target reads token prompts with.
-        tokenizer = load_tokenizer(None if remote else args.model)
+        tokenizer = model_tokenizer(None if remote else args.model)
         if args.path == "-":  # standard input: no root, only its own text is context
             uri, root = "untitled:stdin", None
         else:

@@ -16,11 +16,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from lsp_server.cli import BACKEND_CHOICES, QUANTS
+
 TARGETS = ("wafer-sim", "cerebras", "openai")
 STATS_OFF = "off"
 SECTION = "sparkedit"  # `{"sparkedit": {...}}`, as VS Code sends a configuration section
 
 MIN_BUDGET = 16
+DEFAULT_WARM_BUDGET = 1024
 MAX_TOKENS_RANGE = (1, 4096)
 DEBOUNCE_RANGE_MS = (0.0, 5000.0)
 
@@ -39,6 +42,12 @@ class ServerOptions:
     debounce_max_ms: float = 150.0
     stats_file: str | None = None  # None: default path (see `stats_path`); "off": none
     next_edit: bool = True
+    backend: str = "auto"  # one of BACKEND_CHOICES: the engine's compute backend
+    quant: str | None = None  # one of QUANTS, None: the engine's default
+    # The document's context is prefilled in the background, first at `warm_budget`
+    # tokens (quick), then at `budget`; requests use the warm budget until the full one is.
+    warm_up: bool = True
+    warm_budget: int = DEFAULT_WARM_BUDGET
 
 
 DEFAULTS = ServerOptions()
@@ -68,6 +77,18 @@ def _number(value: Any) -> float:
 def _target(value: Any) -> str:
     if value not in TARGETS:
         raise _Bad(f"must be one of {', '.join(TARGETS)}")
+    return value
+
+
+def _backend(value: Any) -> str:
+    if value not in BACKEND_CHOICES:
+        raise _Bad(f"must be one of {', '.join(BACKEND_CHOICES)}")
+    return value
+
+
+def _quant(value: Any) -> str | None:
+    if value is not None and value not in QUANTS:
+        raise _Bad(f"must be one of {', '.join(QUANTS)} or null")
     return value
 
 
@@ -138,6 +159,10 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], Any], bool]] = {
     "maxFileBytes": ("max_file_bytes", _positive, False),
     "statsFile": ("stats_file", _optional_text, True),
     "nextEdit": ("next_edit", _flag, False),
+    "backend": ("backend", _backend, False),
+    "quant": ("quant", _quant, True),
+    "warmUp": ("warm_up", _flag, False),
+    "warmBudget": ("warm_budget", _budget, False),
 }
 
 
@@ -181,8 +206,9 @@ def parse_options(raw: Any, base: ServerOptions = DEFAULTS) -> tuple[ServerOptio
     was malformed (and kept from `base`) or unknown. Accepts the settings object itself or
     `{"sparkedit": {...}}`; None (no settings) gives `base`. Never raises.
 
-    A null value resets `model`, `baseUrl` and `statsFile` (where null means "default") and
-    is ignored elsewhere (VS Code sends null for settings the user did not set).
+    A null value resets `model`, `baseUrl`, `quant` and `statsFile` (where null means
+    "default") and is ignored elsewhere (VS Code sends null for settings the user did not
+    set).
     """
     problems: list[str] = []
     if raw is None:
@@ -214,6 +240,17 @@ def parse_options(raw: Any, base: ServerOptions = DEFAULTS) -> tuple[ServerOptio
     return replace(base, **changes), problems
 
 
+def nulls_to_startup(raw: Any, new: ServerOptions, startup: ServerOptions) -> ServerOptions:
+    """`new` with each setting that `raw` cleared to null back at what the server was started
+    with (its command line), not at the built-in default."""
+    section = raw.get(SECTION, raw) if isinstance(raw, Mapping) else None
+    if not isinstance(section, Mapping):
+        return new
+    cleared = {field: getattr(startup, field) for key, (field, _, nullable) in _FIELDS.items()
+               if nullable and key in section and section[key] is None}
+    return replace(new, **cleared) if cleared else new
+
+
 def enabled_for(options: ServerOptions, language_id: str, language_name: str | None) -> bool:
     """Whether suggestions are offered for a document of this LSP languageId (and, when
     sparkedit knows the language, its sparkedit name, e.g. "tsx" for "typescriptreact")."""
@@ -226,7 +263,10 @@ def enabled_for(options: ServerOptions, language_id: str, language_name: str | N
 
 def restart_needed(old: ServerOptions, new: ServerOptions) -> bool:
     """Whether the engine must be restarted for `new` (what it serves changed)."""
-    return (old.target, old.model, old.base_url) != (new.target, new.model, new.base_url)
+    def served(o: ServerOptions) -> tuple[Any, ...]:
+        return o.target, o.model, o.base_url, o.backend, o.quant
+
+    return served(old) != served(new)
 
 
 def stats_path(options: ServerOptions, environ: Mapping[str, str] | None = None,

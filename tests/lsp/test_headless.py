@@ -50,7 +50,10 @@ def test_json_has_every_contract_key_with_the_right_types():
     assert isinstance(out["timing"]["context_ms"], float)  # measured by the server itself
     assert out["timing"]["simulated"] is None or isinstance(out["timing"]["simulated"], dict)
     assert set(out["stats"]) == {"prompt_tokens", "cached_prompt_tokens", "output_tokens",
-                                 "forward_passes", "accepted_draft_tokens"}
+                                 "forward_passes", "accepted_draft_tokens", "drafters"}
+    drafters = out["stats"].pop("drafters")  # {name: {drafted, accepted, passes}}
+    assert drafters is None or all(set(d) == {"drafted", "accepted", "passes"}
+                                   for d in drafters.values())
     for key, value in out["stats"].items():
         assert value is None or (isinstance(value, int) and value >= 0), key
     assert 3 < out["stats"]["prompt_tokens"] <= 256  # FIM markers + context, within budget
@@ -83,6 +86,8 @@ def test_stdin_dash_reads_the_file_from_standard_input(tmp_path):
      "--base-url"),
     ([str(SAMPLE), "--at", "1:1", "--base-url", "http://127.0.0.1:9/v1"], "remote target"),
     ([str(SAMPLE), "--at", "1:1", "--budget", "2"], "--budget"),
+    ([str(SAMPLE), "--at", "1:1", "--drafters", "region,bogus"], "unknown drafter 'bogus'"),
+    ([str(SAMPLE), "--at", "1:1", "--drafters", "region,"], "unknown drafter ''"),
 ])
 def test_bad_arguments_exit_2_with_one_line(args, message):
     done = suggest(*args)
@@ -114,3 +119,24 @@ def test_the_default_model_is_the_trained_one_and_is_not_labelled_untrained():
     assert out["text"] and "untrained" not in done.stderr
     # The model's context is 1024 tokens: the default budget is fitted inside it.
     assert out["stats"]["prompt_tokens"] <= 1024 - out["stats"]["output_tokens"]
+
+
+def test_drafters_none_decodes_plainly_with_the_same_output():
+    """A next edit with the trained model, whose rewrite copies much of the region: the
+    engine's drafters save passes; `--drafters none` is plain decoding (one pass per token,
+    the prefill's included) with the same tokens out."""
+    args = (str(SAMPLE), "--at", "36:25", "--mode", "next-edit", "--json", "--backend", "numpy")
+    runs = {name: suggest(*args, *flag, model=[]) for name, flag in (
+        ("default", ()), ("none", ("--drafters", "none")), ("region", ("--drafters", "region")))}
+    for name, done in runs.items():
+        assert done.returncode == 0, (name, done.stderr)
+    out = {name: json.loads(done.stdout) for name, done in runs.items()}
+    plain = out["none"]["stats"]
+    assert plain["accepted_draft_tokens"] == 0 and plain["drafters"] == {}
+    assert plain["forward_passes"] == plain["output_tokens"]
+    speculative = out["default"]["stats"]
+    assert speculative["output_tokens"] == plain["output_tokens"]
+    assert out["default"]["text"] == out["none"]["text"] == out["region"]["text"]
+    assert speculative["accepted_draft_tokens"] > 0
+    assert speculative["forward_passes"] < plain["forward_passes"]
+    assert set(out["region"]["stats"]["drafters"]) == {"region"}

@@ -14,6 +14,7 @@ from lsp_server.options import (
     DEFAULTS,
     ServerOptions,
     enabled_for,
+    nulls_to_startup,
     parse_options,
     restart_needed,
     stats_path,
@@ -31,18 +32,25 @@ FULL = {
     "debounce": {"minMs": 10, "maxMs": 300.5},
     "statsFile": "/tmp/stats.json",
     "nextEdit": False,
+    "backend": "ggml",
+    "quant": "q4_k_m",
+    "warmUp": False,
+    "warmBudget": 512,
 }
 EXPECTED = ServerOptions(
     target="cerebras", model="qwen-2.5-coder-32b", base_url="https://api.example.com/v1",
     budget=4096, max_tokens=128, languages=("python", "typescriptreact"),
     exclude=("build/", "*.min.js"), max_file_bytes=500_000, debounce_min_ms=10.0,
-    debounce_max_ms=300.5, stats_file="/tmp/stats.json", next_edit=False)
+    debounce_max_ms=300.5, stats_file="/tmp/stats.json", next_edit=False, backend="ggml",
+    quant="q4_k_m", warm_up=False, warm_budget=512)
 
 
 def test_defaults() -> None:
     assert ServerOptions() == DEFAULTS
     assert DEFAULTS.target == "wafer-sim" and DEFAULTS.budget == 2048
     assert DEFAULTS.debounce_max_ms == 150.0 and DEFAULTS.next_edit is True
+    assert (DEFAULTS.backend, DEFAULTS.quant) == ("auto", None)
+    assert DEFAULTS.warm_up is True and DEFAULTS.warm_budget == 1024
 
 
 @pytest.mark.parametrize("raw", [FULL, {"sparkedit": FULL},
@@ -93,6 +101,13 @@ def test_settings_not_an_object(raw: Any) -> None:
     ("statsFile", 7, "non-empty string"),
     ("nextEdit", "yes", "true or false"),
     ("nextEdit", 1, "true or false"),
+    ("backend", "cuda", "auto, numpy, ggml"),
+    ("backend", "", "must be one of"),
+    ("quant", "q5_k", "f32, bf16, q8_0, q4_k_m or null"),
+    ("quant", 8, "or null"),
+    ("warmUp", "on", "true or false"),
+    ("warmBudget", 8, "at least 16"),
+    ("warmBudget", "1024", "integer"),
 ])
 def test_a_bad_field_is_kept_and_named(key: str, value: Any, words: str) -> None:
     raw = {**FULL, key: value}
@@ -119,10 +134,25 @@ def test_integral_floats_and_nulls() -> None:
 
 
 def test_null_resets_optional_fields() -> None:
-    options, problems = parse_options({"model": None, "baseUrl": None, "statsFile": None},
+    options, problems = parse_options({"model": None, "baseUrl": None, "statsFile": None,
+                                       "quant": None, "backend": None, "warmBudget": None},
                                       EXPECTED)
     assert problems == []
-    assert (options.model, options.base_url, options.stats_file) == (None, None, None)
+    assert (options.model, options.base_url, options.stats_file, options.quant) == \
+        (None, None, None, None)
+    # null is "not set" for the settings without a null default
+    assert (options.backend, options.warm_budget) == ("ggml", 512)
+
+
+def test_nulls_return_to_the_startup_values() -> None:
+    startup = ServerOptions(model="/cli/model", quant="q8_0", backend="numpy")
+    raw = {"sparkedit": {"model": None, "quant": None, "backend": None, "budget": 512}}
+    new, problems = parse_options(raw, EXPECTED)
+    assert problems == []
+    back = nulls_to_startup(raw, new, startup)
+    assert (back.model, back.quant, back.budget) == ("/cli/model", "q8_0", 512)
+    assert back.backend == EXPECTED.backend  # null is "not set" for it: unchanged
+    assert nulls_to_startup("x", new, startup) is new
 
 
 def test_unknown_settings_are_reported() -> None:
@@ -168,6 +198,9 @@ def test_never_raises_and_always_valid(raw: Any) -> None:
     assert options.target in ("wafer-sim", "cerebras", "openai")
     assert options.budget >= 16 and 1 <= options.max_tokens <= 4096
     assert 0 <= options.debounce_min_ms <= options.debounce_max_ms <= 5000
+    assert options.backend in ("auto", "numpy", "ggml")
+    assert options.quant in (None, "f32", "bf16", "q8_0", "q4_k_m")
+    assert options.warm_budget >= 16 and isinstance(options.warm_up, bool)
 
 
 def test_enabled_for() -> None:
@@ -187,6 +220,10 @@ def test_restart_needed() -> None:
     assert restart_needed(base, ServerOptions(target="openai"))
     assert restart_needed(base, ServerOptions(model="m"))
     assert restart_needed(base, ServerOptions(base_url="http://h"))
+    # what computes the model's passes is what the engine serves, as the model is
+    assert restart_needed(base, ServerOptions(backend="numpy"))
+    assert restart_needed(base, ServerOptions(quant="q8_0"))
+    assert not restart_needed(base, ServerOptions(warm_budget=256, warm_up=False))
 
 
 def test_stats_path(tmp_path: Path) -> None:
