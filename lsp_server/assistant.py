@@ -18,16 +18,18 @@ from typing import Any, TypeVar
 
 from engine.models import default_model_dir
 from engine.rpc import EngineConnectionError, EngineError
-from engine.tokenizer import Tokenizer
+from engine.tokenizer import load_tokenizer
 from lsp_server.completion import (
     CompletionError,
     CompletionOptions,
     Suggestion,
     complete_in_workspace,
+    completion_context,
+    context_fits_engine,
     effective_budget,
     fim_order,
 )
-from lsp_server.context.assemble import ContextOptions, ContextRefused, context_json
+from lsp_server.context.assemble import Context, ContextOptions, ContextRefused, context_json
 from lsp_server.documents import (
     Document,
     DocumentStore,
@@ -41,14 +43,15 @@ from lsp_server.engine_process import EngineHandle, EngineOptions, EngineProcess
 from lsp_server.feedback import Feedback
 from lsp_server.inline import InlineAnswer, InlineService
 from lsp_server.options import (
-    SECTION,
     ServerOptions,
     enabled_for,
+    nulls_to_startup,
     parse_options,
     restart_needed,
     stats_path,
 )
 from lsp_server.suggestions import AdaptiveDebounce
+from lsp_server.warmup import WarmUp, WarmUpHooks
 from lsp_server.workspace import Workspace, WorkspaceSettings
 
 log = logging.getLogger(__name__)
@@ -77,6 +80,8 @@ class Assistant:
                  callbacks: AssistantCallbacks, options: ServerOptions | None = None) -> None:
         self.documents = DocumentStore()
         self.options = options or ServerOptions(model=engine.model, target=engine.target,
+                                                base_url=engine.base_url,
+                                                backend=engine.backend, quant=engine.quant,
                                                 budget=completion.budget,
                                                 max_tokens=completion.max_tokens)
         self._startup = self.options  # what a setting cleared to null returns to
@@ -87,12 +92,18 @@ class Assistant:
         self._state = "stopped"
         self._message = "the engine starts with the first request"
         self._last: dict[str, Any] = {}
+        self._last_stats: dict[str, Any] = {}
         self._warned_untrained = False
         self.workspace: Workspace | None = None
         self.inline = InlineService(
             complete=self._complete_or_none, feedback=Feedback(stats_path(self.options)),
             debounce=AdaptiveDebounce(self.options.debounce_min_ms, self.options.debounce_max_ms),
             workspace=self._workspace)
+        self.warmup = WarmUp(WarmUpHooks(
+            engine=self._engine_handle, document=self.documents.get,
+            context=self._warm_context, budgets=self._budgets,
+            enabled=lambda: self.options.warm_up and not self.remote,
+            changed=lambda: self._callbacks.status(self.status())))
 
     # -- configuration
 
@@ -102,15 +113,17 @@ class Assistant:
         Returns (problems to show the user, whether the workspace must be re-indexed).
         Target or model changes restart the engine with the next request."""
         new, problems = parse_options(raw, self.options)
-        new = self._nulls_to_startup(raw, new)
+        new = nulls_to_startup(raw, new, self._startup)
         old, self.options = self.options, new
         self.completion_options = replace(self.completion_options, budget=new.budget,
                                           max_tokens=new.max_tokens)
         self.inline.debounce = AdaptiveDebounce(new.debounce_min_ms, new.debounce_max_ms)
         self.inline.feedback.stats_path = stats_path(new)
-        if restart_needed(old, new):
+        restart = restart_needed(old, new)
+        if restart:
             self._engine_options = replace(self._engine_options, model=new.model,
-                                           target=new.target, base_url=new.base_url)
+                                           target=new.target, base_url=new.base_url,
+                                           backend=new.backend, quant=new.quant)
             old_engine = self._engine
             self._engine = EngineProcess(self._engine_options, on_state=self._on_engine_state)
             old_engine.kill_now()
@@ -124,19 +137,11 @@ class Assistant:
             except (OSError, ValueError) as exc:  # e.g. a model folder without a tokenizer
                 problems.append(f"the workspace context keeps its settings: {exc}")
                 reindex = False
+        warm = (old.budget, old.max_tokens, old.warm_budget, old.warm_up)
+        if restart or reindex or warm != (new.budget, new.max_tokens, new.warm_budget,
+                                          new.warm_up):
+            self.warmup.settings_changed()
         return problems, reindex
-
-    def _nulls_to_startup(self, raw: Any, new: ServerOptions) -> ServerOptions:
-        """A setting cleared to null goes back to what the server was started with (its
-        command line), not to the built-in default."""
-        section = raw.get(SECTION, raw) if isinstance(raw, dict) else None
-        if not isinstance(section, dict):
-            return new
-        cleared = {field: getattr(self._startup, field)
-                   for key, field in (("model", "model"), ("baseUrl", "base_url"),
-                                      ("statsFile", "stats_file"))
-                   if key in section and section[key] is None}
-        return replace(new, **cleared) if cleared else new
 
     # -- workspace and documents
 
@@ -150,7 +155,7 @@ class Assistant:
         local = self._engine_options.target == "wafer-sim" and self._engine_options.model
         folder = Path(self._engine_options.model) if local else default_model_dir()
         previous = self.workspace
-        workspace = Workspace(tokenizer=Tokenizer.from_dir(folder), settings=settings,
+        workspace = Workspace(tokenizer=load_tokenizer(folder), settings=settings,
                               history=previous.history if previous else None)
         for doc in self.documents.all():
             workspace.opened(doc)
@@ -163,6 +168,17 @@ class Assistant:
     def did_open(self, uri: str, text: str, version: int | None, language_id: str) -> None:
         doc = self.documents.open(uri, text, version, language_id)
         self._workspace().opened(doc)
+        if self._enabled(doc):
+            self.warmup.opened(uri)
+
+    def did_focus(self, uri: str, position: Position | None, encoding: Encoding) -> None:
+        """The editor shows `uri` (the cursor at `position` when it said): warm it up."""
+        doc = self.documents.get(uri)
+        if doc is not None and not self._enabled(doc):
+            return
+        offset = doc.offset_at(position, encoding, clamp=True) \
+            if doc is not None and position is not None else None
+        self.warmup.focused(uri, offset if isinstance(offset, int) else None)
 
     def did_change(self, uri: str, changes: list[TextChange], version: int | None,
                    encoding: Encoding) -> PositionError | None:
@@ -176,6 +192,7 @@ class Assistant:
 
     def did_close(self, uri: str) -> None:
         self.inline.forget(uri)
+        self.warmup.forget(uri)
         self.documents.close(uri)
         if self.workspace is not None:
             self.workspace.closed(uri)
@@ -183,6 +200,13 @@ class Assistant:
     def did_save(self, uri: str) -> None:
         if self.workspace is not None:
             self.workspace.saved(uri)
+            self.warmup.context_changed()
+
+    def files_changed(self, changes: list[tuple[str, bool]]) -> None:
+        """Watched-file events: (uri, deleted)."""
+        if self.workspace is not None:
+            self.workspace.files_changed(changes)
+            self.warmup.context_changed()
 
     def _enabled(self, doc: Document) -> bool:
         spec = self._workspace().registry.for_document(doc.uri, doc.language_id)
@@ -220,8 +244,11 @@ class Assistant:
             "untrained": bool(handle.info.get("untrained")) if handle else None,
             "target": self.options.target,
             "lastLatencies": dict(self._last),
+            "lastStats": dict(self._last_stats),
             "stats": self.inline.summary(),
             "indexReady": bool(workspace and workspace.index_ready),
+            "focus": self.warmup.state.active,
+            "warm": self.warmup.snapshot(),
         }
 
     def _on_engine_state(self, state: str, message: str) -> None:
@@ -273,20 +300,40 @@ class Assistant:
         found = self.document_at(uri, position, encoding, "inline completion")
         if found is None or not self._enabled(found[0]):
             return None
+        self.warmup.requested(uri, found[1])
         return await self.inline.answer(*found)
 
     async def _complete_or_none(self, doc: Document, offset: int) -> Suggestion | None:
         async def job(handle: EngineHandle) -> Suggestion:
+            # The small budget until the full one is warm: never a cold full-size prefill.
+            options = replace(self.completion_options,
+                              budget=self.warmup.budget(doc.uri, handle))
             return await complete_in_workspace(self._workspace(), doc, offset,
                                                engine=handle.client, info=handle.info,
-                                               options=self.completion_options,
-                                               remote=self.remote)
+                                               options=options, remote=self.remote)
 
         suggestion = await self._with_engine("completion", job)
         if suggestion is not None:
             self._last = {k: suggestion.timing.get(k)
                           for k in ("context_ms", "ttft_ms", "total_ms")}
+            self._last_stats = {k: suggestion.stats.get(k)
+                                for k in ("prompt_tokens", "cached_prompt_tokens")}
         return suggestion
+
+    # -- warm-up (warmup.py)
+
+    def _budgets(self, info: dict[str, Any]) -> tuple[int, int]:
+        full = effective_budget(self.completion_options, info)
+        return min(self.options.warm_budget, full), full
+
+    def _warm_context(self, doc: Document, offset: int, budget: int,
+                      info: dict[str, Any]) -> Context:
+        workspace = self._workspace()
+        if not context_fits_engine(workspace, info):
+            raise CompletionError("the engine's model has other special tokens than the "
+                                  "context tokenizer")
+        return completion_context(workspace, doc, offset, info=info, remote=self.remote,
+                                  options=replace(self.completion_options, budget=budget))
 
     # -- edits
 
@@ -360,6 +407,7 @@ class Assistant:
 
     async def stop(self) -> None:
         self.inline.feedback.save(time.time())
+        await self.warmup.stop()
         await self._engine.stop()
         self._state, self._message = "stopped", "the engine was stopped"
 

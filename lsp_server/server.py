@@ -19,8 +19,14 @@ Custom methods:
   command inline completion items carry) records an accept.
 - `sparkedit/didShow` `{id}`, `sparkedit/didAccept` `{id, acceptedLength?}`,
   `sparkedit/didReject` `{id}` (notifications): feedback on a suggestion.
+- `sparkedit/didFocus` `{textDocument: {uri}, position?}` (notification): the editor shows
+  this document (with its cursor); the server warms the engine's prefix cache for it.
 The status payload also carries `stats` (acceptance, latency percentiles, cache and
-cancellation shares, prompt-prefix reuse), `target` and `indexReady`.
+cancellation shares, prompt-prefix reuse), `target`, `indexReady`, `lastStats`
+(`{prompt_tokens, cached_prompt_tokens}` of the last completion), `focus` (the document
+being warmed) and `warm` (`[{uri, budget, complete, warming}]`: per document the prompt
+budget its completions use now, whether its full-budget prompt is prefilled, the budget
+being prefilled or null).
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ DOCUMENT_TEXT = "sparkedit/documentText"
 CONTEXT = "sparkedit/context"
 NEXT_EDIT = "sparkedit/nextEdit"
 DID_SHOW, DID_ACCEPT, DID_REJECT = "sparkedit/didShow", "sparkedit/didAccept", "sparkedit/didReject"
+DID_FOCUS = "sparkedit/didFocus"
 EDIT_SELECTION, ACCEPT = "sparkedit.editSelection", "sparkedit.accept"
 VERSION = "0.1.0"
 
@@ -120,6 +127,8 @@ class SparkeditServer(LanguageServer):
                 stats = workspace.index.stats() if workspace.index else {}
                 progress.end(token, types.WorkDoneProgressEnd(
                     message=f"{stats.get('files', 0)} files indexed"))
+        if self.assistant.workspace is workspace:
+            self.assistant.warmup.context_changed()  # the repository context is complete now
         while not self._stopping and self.assistant.workspace is workspace:
             await asyncio.sleep(REFRESH_EVERY_S)
             if workspace.has_dirty():
@@ -208,10 +217,8 @@ def build_server(engine: EngineOptions | None = None,
     @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
     def did_change_watched_files(ls: SparkeditServer,
                                  params: types.DidChangeWatchedFilesParams) -> None:
-        workspace = ls.assistant.workspace
-        if workspace is not None:
-            workspace.files_changed([(change.uri, change.type == types.FileChangeType.Deleted)
-                                     for change in params.changes])
+        ls.assistant.files_changed([(change.uri, change.type == types.FileChangeType.Deleted)
+                                    for change in params.changes])
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(
@@ -278,6 +285,14 @@ def build_server(engine: EngineOptions | None = None,
         if isinstance(suggestion_id, str):
             ls.assistant.inline.did_reject(suggestion_id)
 
+    @server.feature(DID_FOCUS)
+    def did_focus(ls: SparkeditServer, params: Any = None) -> None:
+        uri = lsp_types.param(lsp_types.param(params, "textDocument"), "uri")
+        if not isinstance(uri, str):
+            log.info("sparkedit/didFocus needs {textDocument: {uri}, position?}")
+            return
+        ls.assistant.did_focus(uri, lsp_types.param_position(params), ls.encoding)
+
     @server.feature(STATUS)
     def status(ls: SparkeditServer, params: Any = None) -> dict[str, Any]:
         return ls.assistant.status()
@@ -331,7 +346,9 @@ def run_server(args: argparse.Namespace) -> int:
     _configure_logging(getattr(args, "log_level", "INFO"))
     engine = EngineOptions(model=getattr(args, "model", None),
                            target=getattr(args, "target", None) or "wafer-sim",
-                           base_url=getattr(args, "base_url", None))
+                           base_url=getattr(args, "base_url", None),
+                           backend=getattr(args, "backend", None) or "auto",
+                           quant=getattr(args, "quant", None))
     server = build_server(engine)
     try:
         if args.tcp:

@@ -9,6 +9,7 @@ import stat
 
 import pytest
 
+from engine.backend_choice import ggml_available
 from engine.models import untrained_model_dir
 from lsp_server.assistant import Assistant, AssistantCallbacks
 from lsp_server.completion import CompletionOptions
@@ -48,6 +49,21 @@ async def test_a_dead_engine_is_restarted_on_the_next_request():
         # A late failure seen on the old engine must not kill the new one.
         engine.mark_broken("stale", generation=first.generation)
         assert engine.current is second
+    finally:
+        await engine.stop()
+
+
+@pytest.mark.parametrize(("backend", "quant"), [
+    ("numpy", None),
+    pytest.param("ggml", "q8_0", marks=pytest.mark.skipif(
+        not ggml_available(), reason="the ggml extra (llama-cpp-python) is not installed")),
+])
+async def test_backend_and_quant_reach_the_engine(backend, quant):
+    engine = EngineProcess(EngineOptions(model=UNTRAINED, backend=backend, quant=quant))
+    try:
+        info = (await engine.handle()).info
+        assert info["backend"] == backend, info.get("backend_reason")
+        assert info["weights"] == (quant or "f32")
     finally:
         await engine.stop()
 
@@ -104,3 +120,25 @@ def test_a_setting_cleared_to_null_returns_to_the_command_line_value():
     assistant.configure({"sparkedit": {"model": None}})
     assert assistant.options.model == UNTRAINED and assistant.options.budget == 512
     assistant.kill_now()
+
+
+async def test_a_new_backend_or_quant_restarts_the_engine_with_it():
+    assistant = Assistant(engine=EngineOptions(model=UNTRAINED, backend="numpy"),
+                          completion=CompletionOptions(max_tokens=2),
+                          callbacks=AssistantCallbacks(status=lambda s: None,
+                                                       warn=lambda m: None))
+    try:
+        assert (assistant.options.backend, assistant.options.quant) == ("numpy", None)
+        first = await assistant._engine.handle()
+        assert first.info["backend"] == "numpy"
+        problems, _ = assistant.configure({"backend": "gpu", "quant": "q2"})
+        assert len(problems) == 2 and "'backend'" in problems[0] and "'quant'" in problems[1]
+        assert assistant._engine.current is first  # bad values: kept, no restart
+        assistant.configure({"sparkedit": {"quant": "bf16"}})
+        assert assistant._engine.current is None and assistant.status()["state"] == "stopped"
+        assert assistant._engine_options.quant == "bf16"
+        assistant.configure({"quant": None})  # back to the command line's (none)
+        assert assistant._engine_options.quant is None
+        assert assistant._engine_options.backend == "numpy"
+    finally:
+        await assistant.stop()

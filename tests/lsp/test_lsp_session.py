@@ -46,14 +46,16 @@ def as_dict(value: Any) -> Any:
     return value
 
 
-async def initialize(client: LanguageClient, encodings: list[str] | None = None):
+async def initialize(client: LanguageClient, encodings: list[str] | None = None,
+                     options: dict[str, Any] | None = None):
     general = (types.GeneralClientCapabilities(position_encodings=encodings)
                if encodings else None)
     return await client.initialize_session(types.InitializeParams(
         capabilities=types.ClientCapabilities(
             general=general,
             text_document=types.TextDocumentClientCapabilities(
-                inline_completion=types.InlineCompletionClientCapabilities()))))
+                inline_completion=types.InlineCompletionClientCapabilities())),
+        initialization_options=options))
 
 
 def open_doc(client: LanguageClient, text: str, uri: str = URI) -> None:
@@ -114,7 +116,7 @@ async def test_incremental_change_then_a_real_completion(client):
 
 
 async def test_unknown_document_and_out_of_range_positions_answer_empty(client):
-    await initialize(client)
+    await initialize(client, options={"warmUp": False})  # opening would start the engine
     open_doc(client, "x = 'é😀'\ny\n")
     assert items(await complete(client, 0, 0, uri="file:///never/opened.py")) == []
     assert items(await complete(client, 7, 0)) == []  # past the last line
