@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +26,27 @@ import numpy as np
 from engine.ggml.gguf_file import GgufError, GgufFacts, check_memory, read_facts
 from engine.ggml.runtime import ensure_backend
 
+log = logging.getLogger("sparkedit.ggml")
+
 DEFAULT_MAX_CONTEXT = 32768  # KV cells allocated when the model allows more (--context)
+BUILD_HINT = "reinstall it with CMAKE_ARGS=-DGGML_LLAMAFILE=OFF (README, Compute backends)"
 N_BATCH = 512  # tokens per llama_decode call, as llama-cpp-python's Llama defaults
 GGML_TYPE_F32, GGML_TYPE_F16 = 0, 1
+
+
+def exact_verification(flash_attn: bool) -> bool:
+    """Does a pass of K+1 tokens compute each row bit for bit as a one-token pass does?
+
+    With llama.cpp's own matrix kernels and without flash attention, yes for the 2-33 rows
+    of a verification pass (tests/engine/test_ggml_backend.py checks it per weight type).
+    llamafile's sgemm, which llama.cpp uses for batches of two or more rows when it is
+    compiled in, sums in another order; with quantized weights that flips tokens whose top
+    two logits are close, so speculative output would differ from plain decoding.
+    """
+    import llama_cpp
+
+    info = llama_cpp.llama_print_system_info().decode()
+    return not flash_attn and "LLAMAFILE = 1" not in info
 
 
 @dataclass
@@ -53,7 +72,7 @@ class GgmlModel:
     name = "ggml"
 
     def __init__(self, path: Path, facts: GgufFacts, model_ptr: Any, ctx: Any,
-                 n_ctx: int, kv_dtype: str, threads: int) -> None:
+                 n_ctx: int, kv_dtype: str, threads: int, flash_attn: bool) -> None:
         import llama_cpp
 
         self._llama = llama_cpp
@@ -72,6 +91,8 @@ class GgmlModel:
         self.kv_bytes_per_token = facts.kv_bytes_per_token(2 if kv_dtype == "f16" else 4)
         self.untrained = facts.untrained
         self.fim_order = facts.fim_order
+        self.flash_attn = flash_attn
+        self.exact_verification = exact_verification(flash_attn)
         self._batch = llama_cpp.llama_batch_init(N_BATCH, 0, 1)
         # Writable numpy views over the batch's arrays: filling a 512-token batch is a few
         # vector copies instead of thousands of ctypes assignments.
@@ -88,7 +109,7 @@ class GgmlModel:
 
     @classmethod
     def load(cls, path: str | Path, *, threads: int | None = None, context: int | None = None,
-             kv_dtype: str = "f16", flash_attn: bool | None = None) -> GgmlModel:
+             kv_dtype: str = "f16", flash_attn: bool = False) -> GgmlModel:
         """Load a GGUF file. Raises GgufError with one line naming the file: a corrupt
         or truncated file, an architecture or weight type llama.cpp does not know, or a
         model that would not fit in this machine's memory (checked before loading)."""
@@ -115,9 +136,10 @@ class GgmlModel:
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
         cparams.no_perf = True
-        # None: llama.cpp decides (on for the CPU); exactness tests turn it off, since its
-        # CPU kernel rounds attention through float16.
-        cparams.flash_attn_type = -1 if flash_attn is None else int(flash_attn)
+        # Off by default: llama.cpp's CPU flash attention takes another path for a batch
+        # than for one token, so a verification pass would round differently from plain
+        # decoding (and it rounds attention through float16).
+        cparams.flash_attn_type = int(flash_attn)
         kv_type = GGML_TYPE_F16 if kv_dtype == "f16" else GGML_TYPE_F32
         cparams.type_k = kv_type
         cparams.type_v = kv_type
@@ -126,7 +148,12 @@ class GgmlModel:
             llama_cpp.llama_model_free(model)
             raise GgufError(f"{path}: llama.cpp cannot create a context of {n_ctx} "
                                 f"tokens ({receiver.explain()})")
-        return cls(path, facts, model, ctx, n_ctx, kv_dtype, threads)
+        if not exact_verification(flash_attn):
+            log.warning("%s: verification passes may round differently from one-token passes "
+                        "(flash attention, or llama.cpp built with llamafile's sgemm), so "
+                        "speculative output can differ from plain decoding in near ties; %s",
+                        path.name, BUILD_HINT if not flash_attn else "turn flash attention off")
+        return cls(path, facts, model, ctx, n_ctx, kv_dtype, threads, flash_attn)
 
     def close(self) -> None:
         if self._ctx:
@@ -143,7 +170,8 @@ class GgmlModel:
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "weights": self.weights, "weights_bytes": self.weights_bytes,
                 "gguf": str(self.path), "architecture": self.facts.architecture,
-                "kv_dtype": self.kv_dtype, "threads": self.threads}
+                "kv_dtype": self.kv_dtype, "threads": self.threads,
+                "exact_verification": self.exact_verification}
 
     # ------------------------------------------------------------------ caches
 
