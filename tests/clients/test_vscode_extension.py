@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from engine.models import untrained_model_dir
+from lsp_server.cli import BACKEND_CHOICES, QUANTS
 from lsp_server.options import DEFAULTS, ServerOptions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,13 +80,17 @@ def test_the_settings_are_the_servers_with_its_defaults():
             "exclude": list(DEFAULTS.exclude), "maxFileBytes": DEFAULTS.max_file_bytes,
             "debounce.minMs": DEFAULTS.debounce_min_ms,
             "debounce.maxMs": DEFAULTS.debounce_max_ms, "nextEdit": DEFAULTS.next_edit,
+            "backend": DEFAULTS.backend, "warmUp": DEFAULTS.warm_up,
+            "warmBudget": DEFAULTS.warm_budget,
             # empty for "the server's default" (null on the wire)
-            "model": "", "baseUrl": "", "statsFile": ""}
+            "model": "", "baseUrl": "", "statsFile": "", "quant": ""}
     assert len(fields(ServerOptions)) == len(wire), "a server option without a VS Code setting"
     assert {f"sparkedit.{key}" for key in wire} == set(SETTINGS) - CLIENT_ONLY
     for key, default in wire.items():
         assert SETTINGS[f"sparkedit.{key}"]["default"] == default, key
     assert SETTINGS["sparkedit.target"]["enum"] == ["wafer-sim", "cerebras", "openai"]
+    assert SETTINGS["sparkedit.backend"]["enum"] == list(BACKEND_CHOICES)
+    assert SETTINGS["sparkedit.quant"]["enum"] == ["", *QUANTS]
 
 
 def test_the_manifest_declares_commands_keys_and_activation():

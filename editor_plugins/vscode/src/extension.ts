@@ -10,7 +10,9 @@ import { editSelection } from "./editSelection";
 import { inlineMiddleware, ShownIds } from "./inline";
 import { NextEditController } from "./nextEdit";
 import { findExecutable, missingServerMessage } from "./probe";
-import { ACCEPT_COMMAND, DID_ACCEPT, EDIT_SELECTION_COMMAND, STATUS, StatusPayload } from "./protocol";
+import {
+  ACCEPT_COMMAND, DID_ACCEPT, DID_FOCUS, EDIT_SELECTION_COMMAND, focusParams, STATUS, StatusPayload,
+} from "./protocol";
 import { RESTART_KEYS, SECTION, serverCommand, serverSettings } from "./settings";
 import { SHOW_STATUS_COMMAND, StatusBar } from "./status";
 
@@ -78,6 +80,17 @@ export class Sparkedit implements vscode.Disposable {
       return;
     }
     this.refreshStatus(true);
+    this.focus(vscode.window.activeTextEditor);
+  }
+
+  /** Tell the server which document the user looks at (and where the cursor is), so that
+   * it warms the engine up for it before the first keystroke. */
+  focus(editor: vscode.TextEditor | undefined): void {
+    const client = this.running();
+    const params = editor && focusParams(editor.document, editor.selection.active);
+    if (client && params) {
+      client.sendNotification(DID_FOCUS, params).catch(() => undefined);
+    }
   }
 
   async stop(): Promise<void> {
@@ -196,6 +209,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<Sparke
   register(SHOW_STATUS_COMMAND, () => sparkedit.showStatus());
   context.subscriptions.push(vscode.workspace.onDidChangeConfiguration(
     (event) => void sparkedit.configurationChanged(event)));
+  context.subscriptions.push(vscode.window.onDidChangeActiveTextEditor(
+    (editor) => sparkedit.focus(editor)));
   await sparkedit.start();
   return sparkedit;
 }

@@ -6,6 +6,8 @@ export const STATUS = "sparkedit/status";
 export const DID_SHOW = "sparkedit/didShow";
 export const DID_ACCEPT = "sparkedit/didAccept";
 export const DID_REJECT = "sparkedit/didReject";
+/** The editor shows this document: the server warms the engine's cache for it. */
+export const DID_FOCUS = "sparkedit/didFocus";
 /** The server command inline completion items carry (`arguments: [id]`). */
 export const ACCEPT_COMMAND = "sparkedit.accept";
 /** The server command behind "Edit selection with instruction". */
@@ -28,6 +30,29 @@ export interface WireRange {
 export interface WireEdit {
   range: WireRange;
   newText: string;
+}
+
+export interface FocusParams {
+  textDocument: { uri: string };
+  position?: WirePosition;
+}
+
+/** The server syncs only these schemes (client.ts): other editors (output, diff views of
+ * git objects) are not documents it knows. */
+const FOCUS_SCHEMES = ["file", "untitled"];
+
+/** `sparkedit/didFocus` params for an editor's document and cursor, or undefined for a
+ * document the server does not see. */
+export function focusParams(document: { uri: { scheme: string; toString(): string } },
+  cursor?: WirePosition): FocusParams | undefined {
+  if (!FOCUS_SCHEMES.includes(document.uri.scheme)) {
+    return undefined;
+  }
+  const params: FocusParams = { textDocument: { uri: document.uri.toString() } };
+  if (cursor) {
+    params.position = { line: cursor.line, character: cursor.character };
+  }
+  return params;
 }
 
 export interface NextEditParams {
@@ -65,6 +90,9 @@ export interface StatusPayload {
   enginePid?: number | null;
   indexReady?: boolean;
   lastLatencies?: Latencies;
+  /** The document the server warms up, and per document the warm-up's state. */
+  focus?: string | null;
+  warm?: { uri: string; budget: number; complete: boolean; warming: number | null }[];
   stats?: {
     shown?: number;
     accepted?: number;

@@ -14,8 +14,12 @@ export interface ServerSettings {
   target?: string;
   model?: string | null;
   baseUrl?: string | null;
+  backend?: string;
+  quant?: string | null;
   budget?: number;
   maxTokens?: number;
+  warmUp?: boolean;
+  warmBudget?: number;
   languages?: string[];
   exclude?: string[];
   maxFileBytes?: number;
@@ -40,7 +44,7 @@ function text(value: unknown): string | undefined {
   return typeof value === "string" ? value : undefined;
 }
 
-// `model`, `baseUrl` and `statsFile` are string settings whose empty value means "the server's default", which the server spells
+// `model`, `baseUrl`, `quant` and `statsFile` are string settings whose empty value means "the server's default", which the server spells
 // null. Null also overrides the command line (`sparkedit lsp --model DIR`), so it is sent
 // only when the user has just cleared the setting; otherwise an empty one is left out.
 
@@ -80,8 +84,12 @@ export function serverSettings(settings: SettingsReader,
     target: settings.get<string>("target"),
     model: optional("model"),
     baseUrl: optional("baseUrl"),
+    backend: settings.get<string>("backend"),
+    quant: optional("quant"),
     budget: settings.get<number>("budget"),
     maxTokens: settings.get<number>("maxTokens"),
+    warmUp: settings.get<boolean>("warmUp"),
+    warmBudget: settings.get<number>("warmBudget"),
     languages: settings.get<string[]>("languages"),
     exclude: settings.get<string[]>("exclude"),
     maxFileBytes: settings.get<number>("maxFileBytes"),

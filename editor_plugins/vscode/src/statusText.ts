@@ -48,6 +48,20 @@ function percentiles(name: string, value: Percentiles | undefined): string | und
   return `${name}: p50 ${p50 ?? "–"} · p95 ${p95 ?? "–"} (${value.count})`;
 }
 
+/** The warm-up of the focused document: the engine's prefix cache holds its context (after
+ * a background prefill) or not yet, and the prompt budget suggestions use meanwhile. */
+export function warmLine(status: StatusPayload): string | undefined {
+  const warm = status.warm?.find((w) => w.uri === status.focus);
+  if (!warm) {
+    return undefined;
+  }
+  if (warm.complete) {
+    return `context warm: ${warm.budget} tokens prefilled`;
+  }
+  return (warm.warming ? `warming up the context (${warm.warming} tokens)` : "context not warm")
+    + `; suggestions use ${warm.budget} tokens meanwhile`;
+}
+
 /** The lines of the status detail, most useful first. */
 export function statusLines(status: StatusPayload): string[] {
   const lines: string[] = [];
@@ -62,6 +76,10 @@ export function statusLines(status: StatusPayload): string[] {
   const latency = latencyLine(status.lastLatencies);
   if (latency) {
     lines.push(latency);
+  }
+  const warm = warmLine(status);
+  if (warm) {
+    lines.push(warm);
   }
   const stats = status.stats;
   if (stats) {

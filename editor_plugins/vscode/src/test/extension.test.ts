@@ -1,7 +1,8 @@
 // activate/deactivate on the stand-in: a missing server gives a clear error; with the real
 // server, the real LanguageClient starts (no duplicate command registration), ghost text
 // reports didShow and `sparkedit.accept` didAccept, settings changes reach the server,
-// next edits and "Edit selection" run end to end.
+// the active editor is reported with sparkedit/didFocus, next edits and "Edit selection"
+// run end to end.
 
 import "../testing/hook";
 import assert from "node:assert/strict";
@@ -22,10 +23,11 @@ function context() {
   return { subscriptions: [] as { dispose(): unknown }[] };
 }
 
-async function until<T>(what: string, probe: () => T | undefined, ms = 30_000): Promise<T> {
+async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>,
+  ms = 30_000): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
-    const value = probe();
+    const value = await probe();
     if (value) {
       return value;
     }
@@ -107,6 +109,22 @@ describe("the extension with the real server", { skip: SKIP }, () => {
     // The --model of serverArgs still serves: the empty `sparkedit.model` sent no null.
     assert.equal(status.untrained, true, JSON.stringify(status));
     await until("the status bar's latency", () => /\d+ ms$/.test(sparkedit.status.text) || undefined);
+  });
+
+  test("the active editor is sent as sparkedit/didFocus, at start and on every change", async () => {
+    const status = () => withTimeout(sparkedit.running()!.sendRequest("sparkedit/status", {}),
+      10_000, "status") as Promise<any>;
+    assert.equal((await status()).focus, "file:///work/sample.py"); // the editor open at start
+    const sample = stub.window.activeTextEditor!;
+    const other = stub.openEditor("def g():\n    pass\n", "file:///work/other.py");
+    await until("the server's focus on other.py",
+      async () => (await status()).focus === "file:///work/other.py" || undefined);
+    stub.openEditor("log line", "output:sparkedit"); // not a document the server sees
+    sample.selection = new stub.Selection(new stub.Position(30, 4), new stub.Position(30, 4));
+    stub.fireActiveEditor(sample);
+    await until("the server's focus back on sample.py",
+      async () => (await status()).focus === "file:///work/sample.py" || undefined);
+    assert.equal(other.document.uri.toString(), "file:///work/other.py");
   });
 
   test("a settings change reaches the running server (it warns about a bad value)", async () => {

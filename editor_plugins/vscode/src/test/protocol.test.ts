@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { suggestionFrom, workspaceEditParts } from "../edits";
-import { ACCEPT_COMMAND, EXTENSION_COMMANDS, suggestionId } from "../protocol";
+import { ACCEPT_COMMAND, DID_FOCUS, EXTENSION_COMMANDS, focusParams, suggestionId } from "../protocol";
 import { plainReader, serverSettings } from "../settings";
 import { statusBarText } from "../statusText";
 import { SAMPLE, ServerProcess, SKIP } from "../testing/server";
@@ -18,6 +18,16 @@ function defaults(): Record<string, unknown> {
   return Object.fromEntries(Object.entries(manifest.contributes.configuration.properties)
     .map(([key, value]) => [key.replace(/^sparkedit\./, ""), (value as { default: unknown }).default]));
 }
+
+test("didFocus params: the document and cursor, nothing for a document the server does not see", () => {
+  const doc = (uri: string, scheme: string) => ({ uri: { scheme, toString: () => uri } });
+  assert.deepEqual(focusParams(doc(URI, "file"), { line: 3, character: 7 }),
+    { textDocument: { uri: URI }, position: { line: 3, character: 7 } });
+  assert.deepEqual(focusParams(doc("untitled:Untitled-1", "untitled")),
+    { textDocument: { uri: "untitled:Untitled-1" } });
+  assert.equal(focusParams(doc("output:tasks", "output"), { line: 0, character: 0 }), undefined);
+  assert.equal(focusParams(doc("git:/work/a.py?ref", "git")), undefined);
+});
 
 describe("sparkedit lsp through vscode-languageserver-protocol", { skip: SKIP }, () => {
   let server: ServerProcess;
@@ -108,6 +118,16 @@ describe("sparkedit lsp through vscode-languageserver-protocol", { skip: SKIP },
       assert.equal(status.state, "ready");
       assert.match(statusBarText(status), /^\$\(zap\) sparkedit \d+ ms$/);
     });
+
+  test("sparkedit/didFocus makes the document the one the server warms up", async () => {
+    const uri = "file:///work/focus.py";
+    await server.notify("textDocument/didOpen", { textDocument: { uri, languageId: "python",
+      version: 1, text: "def f(x):\n    return x\n" } });
+    await server.notify(DID_FOCUS, { textDocument: { uri }, position: { line: 1, character: 4 } });
+    const status = await server.request("sparkedit/status", {}, 10_000);
+    assert.equal(status.focus, uri);
+    assert.ok(Array.isArray(status.warm), JSON.stringify(status));
+  });
 
   test("sparkedit/nextEdit answers {edits} for the version asked, nothing for a stale one",
     async () => {

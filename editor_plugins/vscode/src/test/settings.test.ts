@@ -18,8 +18,9 @@ function defaults(): Record<string, unknown> {
 
 test("the defaults become the server's own defaults, and only its keys are sent", () => {
   assert.deepEqual(serverSettings(plainReader(defaults())), {
-    target: "wafer-sim", budget: 2048, maxTokens: 64, languages: [], exclude: [],
-    maxFileBytes: 1000000, debounce: { minMs: 0, maxMs: 150 }, nextEdit: true,
+    target: "wafer-sim", backend: "auto", budget: 2048, maxTokens: 64, warmUp: true,
+    warmBudget: 1024, languages: [], exclude: [], maxFileBytes: 1000000,
+    debounce: { minMs: 0, maxMs: 150 }, nextEdit: true,
   });
 });
 
@@ -27,6 +28,7 @@ test("user values pass through", () => {
   const settings = serverSettings(plainReader({
     ...defaults(), target: "cerebras", model: " llama-4 ", baseUrl: "", budget: 8192,
     languages: ["python", "tsx"], "debounce.maxMs": 300, statsFile: "off", nextEdit: false,
+    backend: "ggml", quant: "q4_k_m", warmUp: false, warmBudget: 512,
   }));
   assert.equal(settings.target, "cerebras");
   assert.equal(settings.model, "llama-4");
@@ -36,17 +38,23 @@ test("user values pass through", () => {
   assert.equal(settings.statsFile, "off");
   assert.equal(settings.nextEdit, false);
   assert.equal("serverPath" in settings, false);
+  assert.equal(settings.backend, "ggml");
+  assert.equal(settings.quant, "q4_k_m");
+  assert.equal(settings.warmUp, false);
+  assert.equal(settings.warmBudget, 512);
 });
 
-test("an empty model, baseUrl or statsFile is left out, or null when just cleared", () => {
+test("an empty model, baseUrl, quant or statsFile is left out, or null when just cleared", () => {
   // null resets the server to its default, which would override `sparkedit lsp --model DIR`
   const empty = serverSettings(plainReader({ ...defaults(), model: "", baseUrl: "  " }));
   assert.equal("model" in empty, false);
   assert.equal("baseUrl" in empty, false);
   assert.equal("statsFile" in empty, false);
+  assert.equal("quant" in empty, false);
   const cleared = serverSettings(plainReader({ ...defaults(), model: "" }),
-    (key) => key === "model");
+    (key) => key === "model" || key === "quant");
   assert.equal(cleared.model, null);
+  assert.equal(cleared.quant, null);
   assert.equal("baseUrl" in cleared, false);
 });
 

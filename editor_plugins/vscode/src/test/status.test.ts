@@ -41,6 +41,20 @@ test("the detail lines: state, engine, latency breakdown, acceptance, requests",
     ["ready", "last suggestion: total 9 ms"]);
 });
 
+test("the warm-up line is about the focused document", () => {
+  const uri = "file:///work/a.py";
+  const warm = (complete: boolean, warming: number | null, budget: number) =>
+    ({ state: "ready", focus: uri, warm: [{ uri: "file:///work/b.py", budget: 1, complete: true,
+      warming: null }, { uri, budget, complete, warming }] });
+  assert.deepEqual(statusLines(warm(false, 1024, 1024)), ["ready",
+    "warming up the context (1024 tokens); suggestions use 1024 tokens meanwhile"]);
+  assert.deepEqual(statusLines(warm(false, null, 1024)),
+    ["ready", "context not warm; suggestions use 1024 tokens meanwhile"]);
+  assert.deepEqual(statusLines(warm(true, null, 8192)),
+    ["ready", "context warm: 8192 tokens prefilled"]);
+  assert.deepEqual(statusLines({ state: "ready", focus: null, warm: [] }), ["ready"]);
+});
+
 test("the status-bar item follows the notifications and opens the status on click", async () => {
   stub.reset();
   const bar = new StatusBar();

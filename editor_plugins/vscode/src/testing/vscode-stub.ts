@@ -235,6 +235,12 @@ export function openEditor(text: string, uri = "file:///work/sample.py", languag
   return editor;
 }
 
+/** Make `editor` the active one, as a click on its tab does (fires the event). */
+export function fireActiveEditor(editor: TextEditor | undefined): void {
+  window.activeTextEditor = editor;
+  activeEditors.fire(editor);
+}
+
 /** Change settings ("sparkedit.x" keys) and fire onDidChangeConfiguration. */
 export function configure(values: Record<string, unknown>): void {
   Object.assign(settings, values);
