@@ -327,6 +327,49 @@ H.run(function()
     and status_msg:find("sparkedit: ready", 1, true) ~= nil
     and status_msg:find("acceptance", 1, true) ~= nil, status_msg)
 
+  -- sparkedit/didFocus: on entering an attached buffer (BufEnter), with the cursor, and
+  -- for a buffer entered before its server attached (LspAttach).
+  local focus_sent = {}
+  local notify = client.notify
+  client.notify = function(self, method, params)
+    if method == "sparkedit/didFocus" then
+      table.insert(focus_sent, params)
+    end
+    return notify(self, method, params)
+  end
+  local function server_focus()
+    local r = client:request_sync("sparkedit/status", vim.empty_dict(), 5000, buf)
+    return r and r.result and r.result.focus
+  end
+  local uri = vim.uri_from_bufnr(buf)
+  H.check("the server knows the buffer in focus", H.wait(function()
+    return server_focus() == uri
+  end, 5000), server_focus())
+  H.to_normal()
+  local other_path = vim.fs.joinpath(vim.fs.dirname(vim.env.SPARKEDIT_NVIM_FILE), "other.py")
+  vim.fn.writefile({ "def other():", "    return 1" }, other_path)
+  vim.cmd.edit(other_path)
+  local other_uri = vim.uri_from_fname(other_path)
+  H.check("entering another file moves the server's focus", H.wait(function()
+    return server_focus() == other_uri
+  end, 20000), { sent = focus_sent, focus = server_focus() })
+  vim.cmd.buffer(buf)
+  api.nvim_win_set_cursor(0, { 17, 4 })
+  local cursor = api.nvim_win_get_cursor(0)
+  vim.cmd.doautocmd("BufEnter") -- as entering the buffer again with the cursor there
+  local last = focus_sent[#focus_sent]
+  H.check("BufEnter sends sparkedit/didFocus with the cursor", last ~= nil
+    and last.textDocument.uri == uri and cursor[2] > 0
+    and vim.deep_equal(last.position, { line = cursor[1] - 1, character = cursor[2] }),
+    { sent = focus_sent, cursor = cursor })
+  H.check("the server's focus follows it", H.wait(function()
+    return server_focus() == uri
+  end, 5000), server_focus())
+  local count = #focus_sent
+  vim.cmd.doautocmd("WinEnter")
+  H.check("the same focus is sent once", #focus_sent == count, focus_sent)
+  client.notify = nil -- back to the method
+
   -- :checkhealth sparkedit
   vim.cmd("checkhealth sparkedit")
   local report = api.nvim_buf_get_lines(0, 0, -1, false)

@@ -1,6 +1,6 @@
 """The Neovim plugin (`editor_plugins/nvim`) in a real headless Neovim against the real
 server: ghost text (trigger, type-through, word and whole accepts, the <Tab> fallback,
-dismiss, auto trigger), next edits (request, preview, accept, stale previews),
+dismiss, auto trigger), next edits (request, preview, accept, stale previews), didFocus,
 instruction edits, `:SparkEdit status` and `:checkhealth sparkedit`.
 
 The steps run in Neovim (`nvim_plugin_test.lua`, with `nvim_harness.lua`), which writes
@@ -113,5 +113,6 @@ def test_plugin_in_headless_neovim(tmp_path: Path) -> None:
     # The steps that must have run whatever the model proposed.
     for step in ("ghost text shown after trigger()", "extmarks hold the suggestion",
                  "<Tab> inserts the suggestion at the cursor", "the extmarks are gone",
-                 "<Tab> applies the edits", "checkhealth: OK server attached"):
+                 "<Tab> applies the edits", "checkhealth: OK server attached",
+                 "BufEnter sends sparkedit/didFocus with the cursor"):
         assert step in names, f"step not run: {step}"

@@ -6,6 +6,7 @@ local M = {}
 
 M.NAME = "sparkedit"
 M.last_status = {} ---@type table<integer, table> client id -> sparkedit/status payload
+local last_focus = {} ---@type table<integer, string> client id -> the last didFocus sent
 
 local warned_missing = false
 
@@ -75,6 +76,7 @@ function M.start(buf)
     },
     on_exit = function(_, _, client_id)
       M.last_status[client_id] = nil
+      last_focus[client_id] = nil
     end,
   }, { bufnr = buf })
 end
@@ -111,6 +113,28 @@ end
 --- Characters (code points, as the server counts them) in `text`.
 function M.chars(text)
   return vim.str_utfindex(text, "utf-32")
+end
+
+--- Tells the server that `buf` is the buffer being edited, with the cursor of its window
+--- (`sparkedit/didFocus`): the server warms the engine up for it before the first key.
+--- Nothing for a buffer without a sparkedit client; the same focus twice is sent once.
+function M.focus(buf)
+  local client = M.get(buf)
+  if not client then
+    return false
+  end
+  local params = { textDocument = { uri = vim.uri_from_bufnr(buf) } }
+  local win = buf == vim.api.nvim_get_current_buf() and vim.api.nvim_get_current_win()
+    or vim.fn.bufwinid(buf)
+  if win ~= -1 then
+    params.position = vim.lsp.util.make_position_params(win, client.offset_encoding).position
+  end
+  local key = vim.json.encode(params)
+  if last_focus[client.id] == key then
+    return false
+  end
+  last_focus[client.id] = key
+  return client:notify("sparkedit/didFocus", params)
 end
 
 --- Asks the server for its status; `on_status(status)` gets the payload or nil.

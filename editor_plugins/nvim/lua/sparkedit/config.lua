@@ -13,8 +13,9 @@ M.defaults = {
   },
   -- The workspace root is the nearest folder holding one of these, else the file's folder.
   root_markers = { ".git" },
-  -- Passed through as initializationOptions (target, model, baseUrl, budget, maxTokens,
-  -- languages, exclude, maxFileBytes, debounce = {minMs, maxMs}, statsFile, nextEdit).
+  -- Passed through as initializationOptions (target, model, baseUrl, backend, quant, budget,
+  -- maxTokens, warmUp, warmBudget, languages, exclude, maxFileBytes,
+  -- debounce = {minMs, maxMs}, statsFile, nextEdit).
   settings = {},
   -- Ask for ghost text while typing; false: only on require("sparkedit").trigger().
   auto_trigger = true,

@@ -15,6 +15,9 @@ M.did_setup = false
 local function attach(buf, lsp_client)
   ghost.attach(buf, lsp_client)
   next_edit.attach(buf)
+  if buf == api.nvim_get_current_buf() then
+    client.focus(buf) -- the buffer entered before its server was attached
+  end
 end
 
 --- Starts the server for the configured filetypes and maps the keys.
@@ -35,6 +38,12 @@ function M.setup(opts)
       if vim.bo[ev.buf].buftype == "" then
         client.start(ev.buf)
       end
+    end,
+  })
+  api.nvim_create_autocmd({ "BufEnter", "WinEnter" }, {
+    group = group,
+    callback = function()
+      client.focus(api.nvim_get_current_buf())
     end,
   })
   api.nvim_create_autocmd("LspAttach", {
@@ -111,6 +120,13 @@ function M.format_status(s)
   local last = type(s.lastLatencies) == "table" and s.lastLatencies or {}
   local lat = type(stats.latencyMs) == "table" and stats.latencyMs or {}
   local model = tostring(s.model or "-") .. (s.untrained == true and " (untrained)" or "")
+  local warm = "-"
+  for _, w in ipairs(type(s.warm) == "table" and s.warm or {}) do
+    if type(w) == "table" and w.uri == s.focus then
+      warm = w.complete == true and ("%s tokens prefilled"):format(tostring(w.budget))
+        or ("warming up (suggestions at %s tokens meanwhile)"):format(tostring(w.budget))
+    end
+  end
   return {
     ("sparkedit: %s%s"):format(tostring(s.state),
       (type(s.message) == "string" and s.message ~= "") and (" - " .. s.message) or ""),
@@ -124,6 +140,7 @@ function M.format_status(s)
         pct(stats.acceptanceRate), pct(stats.acceptedCharsRate)),
     ("  latency p50 %s, p95 %s; prompt prefix reuse %s"):format(ms(lat.p50), ms(lat.p95),
       pct(stats.prefixReuse)),
+    ("  context warm-up: %s"):format(warm),
   }
 end
 
