@@ -107,6 +107,9 @@ def load(spec: ModelSpec, *, progress: Callable[[str], None] | None = None) -> L
         return _load_ggml(spec, path, "a GGUF file runs on ggml")
     if not path.is_dir():
         raise ModelLoadError(f"{path}: not a model folder or a .gguf file")
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(f"{path}: no config.json (a Hugging Face model folder holds "
+                             "config.json, safetensors weights and tokenizer.json)")
     if spec.backend == "numpy":
         return _load_numpy(path, "asked for (--backend numpy)")
     if spec.backend == "ggml":
@@ -114,7 +117,10 @@ def load(spec: ModelSpec, *, progress: Callable[[str], None] | None = None) -> L
     if not ggml_available():
         return _load_numpy(path, "the ggml extra is not installed (pip install "
                                  "'sparkedit[ggml]')")
-    f32_bytes = _numpy_weight_bytes(path)
+    try:
+        f32_bytes = _numpy_weight_bytes(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(f"{path}: {exc}") from exc
     if f32_bytes > _memory_bytes() // 4:
         return _load_ggml(spec, _converted(spec, progress),
                           f"float32 weights would take {f32_bytes / 2**30:.1f} GiB, over a "
