@@ -100,5 +100,4 @@ def test_an_engine_that_cannot_start_exits_1_with_the_reason(tmp_path):
     done = replay(str(path), "--speed", "20", "--model", str(model), cwd=tmp_path)
     assert done.returncode == 1
     assert f"sparkedit replay: {path}: the engine failed" in done.stderr
-    # the engine's own words, from the server's log
-    assert "cannot load the model" in done.stderr and str(model) in done.stderr
+    assert "config.json" in done.stderr  # the engine's own words, from the server's log
