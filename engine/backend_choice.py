@@ -18,14 +18,12 @@ The reason is reported in ``info`` (``backend_reason``), so a user can see why.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -128,6 +126,43 @@ def load(spec: ModelSpec, *, progress: Callable[[str], None] | None = None) -> L
     return _measured_choice(spec, progress)
 
 
+def preflight(spec: ModelSpec) -> None:
+    """Check, without loading weights, that ``spec`` can be loaded: the file or folder is
+    there and readable, llama.cpp knows a GGUF's architecture and weight types, and it fits
+    in memory. Raises ModelLoadError with one line naming the file. A server checks a new
+    model setting with this before it gives up the engine it has."""
+    path = spec.path
+    if not path.exists():
+        raise ModelLoadError(f"{path}: no such model file or folder")
+    if spec.is_gguf:
+        if spec.backend == "numpy":
+            raise ModelLoadError(f"{path}: the numpy backend reads Hugging Face folders; "
+                                 "run a GGUF file with --backend ggml (or auto)")
+        _require_ggml()
+        from engine.ggml.gguf_file import GgufError, check_memory, read_facts
+        from engine.ggml.model import DEFAULT_MAX_CONTEXT
+
+        try:
+            facts = read_facts(path)
+            n_ctx = min(spec.context or DEFAULT_MAX_CONTEXT, facts.context_length)
+            check_memory(path, facts, n_ctx * facts.kv_bytes_per_token(2))
+        except GgufError as exc:
+            raise ModelLoadError(str(exc)) from exc
+        return
+    if not path.is_dir():
+        raise ModelLoadError(f"{path}: not a model folder or a .gguf file")
+    if spec.backend == "ggml":
+        _require_ggml()
+    from engine.model import load_config
+
+    try:
+        load_config(path)
+        _numpy_weight_bytes(path)
+        load_tokenizer(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(f"{path}: {exc}") from exc
+
+
 def _load_numpy(folder: Path, reason: str) -> LoadedModel:
     from engine.model import load_model
 
@@ -141,7 +176,10 @@ def _converted(spec: ModelSpec, progress: Callable[[str], None] | None) -> Path:
     from engine.ggml.gguf_cache import converted_gguf
 
     _require_ggml()
-    return converted_gguf(spec.path, spec.quant or DEFAULT_QUANT, progress=progress)
+    try:
+        return converted_gguf(spec.path, spec.quant or DEFAULT_QUANT, progress=progress)
+    except ValueError as exc:  # ConversionError: names the folder
+        raise ModelLoadError(str(exc)) from exc
 
 
 def _require_ggml() -> None:
@@ -157,7 +195,10 @@ def _load_ggml(spec: ModelSpec, gguf: Path, reason: str) -> LoadedModel:
     _require_ggml()
     from engine.ggml.model import GgmlModel
 
-    model = GgmlModel.load(gguf, threads=spec.threads, context=spec.context)
+    try:
+        model = GgmlModel.load(gguf, threads=spec.threads, context=spec.context)
+    except ValueError as exc:  # GgufError: names the file
+        raise ModelLoadError(str(exc)) from exc
     # A tokenizer.json beside the weights (a converted folder, or a GGUF file placed with
     # one) is the checkpoint's own; without one, llama.cpp's vocabulary in the file.
     source = spec.path if spec.path.is_dir() else gguf
@@ -190,33 +231,22 @@ def _measured_choice(spec: ModelSpec, progress: Callable[[str], None] | None) ->
 
     gguf = _converted(spec, progress)
     key = f"backend-choice-{spec.threads or os.cpu_count()}"
-    known = remembered(gguf, key)
-    if known is None:
-        ggml = _load_ggml(spec, gguf, "measured")
-        numpy = _load_numpy(spec.path, "measured")
-        known = {"ggml": pass_costs(ggml.backend), "numpy": pass_costs(numpy.backend)}
-        remember(gguf, key, known)
-        winner = min(known, key=lambda name: sum(known[name]))
-        chosen = ggml if winner == "ggml" else numpy
-        del ggml, numpy
-    else:
-        winner = min(known, key=lambda name: sum(known[name]))
-        chosen = None
-    g1, g17 = (1e3 * x for x in known["ggml"])
-    n1, n17 = (1e3 * x for x in known["numpy"])
+    costs = remembered(gguf, key)
+    measured: dict[str, LoadedModel] = {}
+    if costs is None:
+        measured = {"ggml": _load_ggml(spec, gguf, "measured"),
+                    "numpy": _load_numpy(spec.path, "measured")}
+        costs = {name: pass_costs(m.backend) for name, m in measured.items()}
+        remember(gguf, key, costs)
+    winner = min(costs, key=lambda name: sum(costs[name]))
+    g1, g17 = (1e3 * x for x in costs["ggml"])
+    n1, n17 = (1e3 * x for x in costs["numpy"])
     why = (f"measured faster here (1- and 17-token passes: ggml {g1:.2f} / {g17:.2f} ms, "
            f"numpy {n1:.2f} / {n17:.2f} ms)")
-    if chosen is not None:
-        return LoadedModel(chosen.backend, chosen.tokenizer,
-                           f"{chosen.reason.split(':')[0]}: {why}")
+    if winner in measured:
+        chosen = measured[winner]
+        weights = f" ({chosen.backend.weights})" if winner == "ggml" else ""
+        return LoadedModel(chosen.backend, chosen.tokenizer, f"{winner}{weights}: {why}")
     if winner == "ggml":
         return _load_ggml(spec, gguf, why)
     return _load_numpy(spec.path, why)
-
-
-def describe_choice(loaded: LoadedModel) -> dict[str, Any]:
-    return {**loaded.backend.describe(), "backend_reason": loaded.reason}
-
-
-def as_json(loaded: LoadedModel) -> str:
-    return json.dumps(describe_choice(loaded))

@@ -75,6 +75,23 @@ def model_name(info: dict[str, Any]) -> str | None:
     return model if isinstance(model, str) else None
 
 
+def _checked_model(old: ServerOptions, new: ServerOptions, problems: list[str]) -> ServerOptions:
+    """`new`, or `new` with the old model settings when the new local model cannot load: a
+    bad model setting never costs the engine that is serving (checked without loading)."""
+    if new.target != "wafer-sim" or (old.model, old.backend, old.quant) == \
+            (new.model, new.backend, new.quant):
+        return new
+    from engine.backend_choice import ModelLoadError, ModelSpec, preflight
+
+    path = Path(new.model).expanduser() if new.model else default_model_dir()
+    try:
+        preflight(ModelSpec(path=path, backend=new.backend, quant=new.quant))
+    except (ModelLoadError, ValueError) as exc:
+        problems.append(f"the engine keeps serving {old.model or 'the embedded model'}: {exc}")
+        return replace(new, model=old.model, backend=old.backend, quant=old.quant)
+    return new
+
+
 class Assistant:
     def __init__(self, *, engine: EngineOptions, completion: CompletionOptions,
                  callbacks: AssistantCallbacks, options: ServerOptions | None = None) -> None:
@@ -114,6 +131,7 @@ class Assistant:
         Target or model changes restart the engine with the next request."""
         new, problems = parse_options(raw, self.options)
         new = nulls_to_startup(raw, new, self._startup)
+        new = _checked_model(self.options, new, problems)
         old, self.options = self.options, new
         self.completion_options = replace(self.completion_options, budget=new.budget,
                                           max_tokens=new.max_tokens)

@@ -10,7 +10,7 @@ import stat
 import pytest
 
 from engine.backend_choice import ggml_available
-from engine.models import untrained_model_dir
+from engine.models import default_model_dir, untrained_model_dir
 from lsp_server.assistant import Assistant, AssistantCallbacks
 from lsp_server.completion import CompletionOptions
 from lsp_server.documents import Encoding, Position
@@ -115,8 +115,9 @@ def test_a_setting_cleared_to_null_returns_to_the_command_line_value():
                           callbacks=AssistantCallbacks(status=lambda s: None,
                                                        warn=lambda m: None))
     assert assistant.options.model == UNTRAINED
-    problems, _ = assistant.configure({"sparkedit": {"model": "/elsewhere", "budget": 512}})
-    assert not problems and assistant.options.model == "/elsewhere"
+    elsewhere = str(default_model_dir())
+    problems, _ = assistant.configure({"sparkedit": {"model": elsewhere, "budget": 512}})
+    assert not problems and assistant.options.model == elsewhere
     assistant.configure({"sparkedit": {"model": None}})
     assert assistant.options.model == UNTRAINED and assistant.options.budget == 512
     assistant.kill_now()
@@ -140,5 +141,32 @@ async def test_a_new_backend_or_quant_restarts_the_engine_with_it():
         assistant.configure({"quant": None})  # back to the command line's (none)
         assert assistant._engine_options.quant is None
         assert assistant._engine_options.backend == "numpy"
+    finally:
+        await assistant.stop()
+
+
+@pytest.mark.parametrize("bad", ["truncated.gguf", "missing-folder", "not-a-model.gguf"])
+async def test_a_model_setting_that_cannot_load_keeps_the_engine_serving(tmp_path, bad):
+    pytest.importorskip("llama_cpp", reason="the ggml extra is not installed")
+    from engine.ggml.gguf_cache import converted_gguf
+
+    target = tmp_path / bad
+    if bad == "truncated.gguf":
+        data = converted_gguf(untrained_model_dir(), "q8_0").read_bytes()
+        target.write_bytes(data[: len(data) // 3])
+    elif bad == "not-a-model.gguf":
+        target.write_text("hello\n")
+    assistant = Assistant(engine=EngineOptions(model=UNTRAINED, backend="numpy"),
+                          completion=CompletionOptions(max_tokens=2),
+                          callbacks=AssistantCallbacks(status=lambda s: None,
+                                                       warn=lambda m: None))
+    try:
+        first = await assistant._engine.handle()
+        problems, _ = assistant.configure({"model": str(target), "backend": "ggml"})
+        assert len(problems) == 1 and "keeps serving" in problems[0]
+        assert str(target) in problems[0] and "\n" not in problems[0]
+        assert assistant._engine.current is first  # nothing restarted
+        assert (assistant.options.model, assistant.options.backend) == (UNTRAINED, "numpy")
+        assert (await first.client.generate({"prompt": "x = ", "max_tokens": 2}))["tokens"]
     finally:
         await assistant.stop()
