@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,8 +92,14 @@ def _memory_bytes() -> int:
         return 8 << 30
 
 
-def load(spec: ModelSpec, *, progress: Callable[[str], None] | None = None) -> LoadedModel:
-    """Load ``spec`` on the chosen backend. Raises ModelLoadError with one clear line."""
+def _to_stderr(line: str) -> None:
+    print(f"sparkedit: {line}", file=sys.stderr, flush=True)
+
+
+def load(spec: ModelSpec, *, progress: Callable[[str], None] | None = _to_stderr
+         ) -> LoadedModel:
+    """Load ``spec`` on the chosen backend. Raises ModelLoadError with one clear line.
+    ``progress`` hears about a first-time conversion (a bar per 5 %, on stderr by default)."""
     path = spec.path
     if not path.exists():
         raise ModelLoadError(f"{path}: no such model file or folder")

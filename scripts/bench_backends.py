@@ -17,6 +17,8 @@ b. The 72 real edits of tests/data/edits/ with the embedded model converted to G
 c. First token after a keystroke at an 8k-token context: 64 new tokens after a cached
    8k prefix, then one token (0.5B q8_0).
 d. Qwen2.5-Coder-7B's published config at q4_k_m: loads, decodes, RSS (ours only).
+e. ``sparkedit lsp`` on the 0.5B q8_0 (with a vocabulary): open an 8k-token file, time the
+   first suggestion (served at the warm budget) and the full context's warm-up.
 
 Every engine runs in a fresh subprocess (``--worker``) so that RSS is its own.
 Prints tables and writes JSON (default bench_results/backends.json).
@@ -26,6 +28,7 @@ Usage: python scripts/bench_backends.py [--parts a,b,c,d] [--edits N] [--models 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
@@ -300,6 +303,112 @@ def worker_big(path: str) -> dict[str, Any]:
             "peak_rss_mb": peak, "weights_bytes": model.weights_bytes}
 
 
+async def open_to_warm(model: Path, source: Path, budget: int) -> dict[str, Any]:
+    """A real ``sparkedit lsp`` on ``model`` (ggml): open ``source`` (about ``budget`` tokens)
+    and say it is focused, then time the first suggestion and the full context's warm-up,
+    then one keystroke on the warm context."""
+    import tempfile
+
+    from lsprotocol import types
+    from pygls.lsp.client import LanguageClient
+
+    root = Path(tempfile.mkdtemp(prefix="sparkedit-bench-"))
+    (root / ".git").mkdir()
+    doc = root / source.name
+    text = source.read_text()
+    doc.write_text(text)
+    uri = doc.as_uri()
+    lines = text.splitlines()
+    cursor = types.Position(line=len(lines) - 1, character=len(lines[-1]))
+    client = LanguageClient("bench", "1")
+    await client.start_io(sys.executable, "-m", "lsp_server.cli", "lsp", "--model", str(model),
+                          "--backend", "ggml", "--log-level", "WARNING")
+    await client.initialize_async(types.InitializeParams(
+        capabilities=types.ClientCapabilities(), root_uri=root.as_uri(),
+        initialization_options={"budget": budget, "maxTokens": 16, "statsFile": None}))
+    client.initialized(types.InitializedParams())
+
+    async def status() -> dict[str, Any]:
+        raw = await client.protocol.send_request_async("sparkedit/status", None)
+        return json.loads(json.dumps(raw, default=lambda o: getattr(o, "__dict__", str(o))))
+
+    def complete() -> Any:
+        return client.text_document_inline_completion_async(types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri), position=cursor,
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Invoked)))
+
+    t0 = time.perf_counter()
+    client.text_document_did_open(types.DidOpenTextDocumentParams(
+        text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1,
+                                             text=text)))
+    client.protocol.notify("sparkedit/didFocus", {"textDocument": {"uri": uri},
+                                                  "position": {"line": cursor.line,
+                                                               "character": cursor.character}})
+    await complete()
+    first_s = time.perf_counter() - t0
+    first = (await status()).get("lastStats", {})
+    warm_s = None
+    while time.perf_counter() - t0 < 900:
+        entries = (await status()).get("warm") or []
+        if any(e.get("uri") == uri and e.get("complete") and e.get("budget") == budget
+               for e in entries):
+            warm_s = time.perf_counter() - t0
+            break
+        await asyncio.sleep(0.25)
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+        content_changes=[types.TextDocumentContentChangePartial(
+            range=types.Range(start=cursor, end=cursor), text="\n")]))
+    cursor = types.Position(line=cursor.line + 1, character=0)
+    t1 = time.perf_counter()
+    await complete()
+    keystroke_ms = 1e3 * (time.perf_counter() - t1)
+    warm = (await status()).get("lastStats", {})
+    await client.shutdown_async(None)
+    client.exit(None)
+    await client.stop()
+    return {"first_suggestion_s": first_s, "first_prompt_tokens": first.get("prompt_tokens"),
+            "warm_full_context_s": warm_s, "keystroke_after_warm_ms": keystroke_ms,
+            "warm_prompt_tokens": warm.get("prompt_tokens"),
+            "warm_cached_tokens": warm.get("cached_prompt_tokens")}
+
+
+def part_e(models_dir: Path, results: dict[str, Any], budget: int = 8192) -> None:
+    import asyncio as aio
+
+    from random_gguf import make
+
+    from engine.models import default_model_dir
+    from engine.tokenizer import load_tokenizer
+
+    path = make(CONFIGS / "qwen2.5-coder-0.5b.json", models_dir, ["q8_0"],
+                vocab_from=default_model_dir())["q8_0"]
+    tok = load_tokenizer(path)
+    source = Path(os.__file__).with_name("argparse.py")
+    kept, total = [], 0
+    for line in source.read_text().splitlines(keepends=True):
+        total += len(tok.encode(line))
+        if total > budget - 400:
+            break
+        kept.append(line)
+    sample = models_dir / "argparse_8k.py"
+    sample.write_text("".join(kept))
+    out = aio.run(open_to_warm(path, sample, budget))
+    peer = results.get("a", {}).get("qwen2.5-coder-0.5b/q8_0", {}).get("peer", {})
+    cold = budget / peer["prefill_tps"] if peer.get("prefill_tps") else None
+    out["llama_cpp_cold_prefill_s"] = cold
+    results["e"] = out
+    print(table(f"e. sparkedit lsp, 0.5B q8_0: open an {budget}-token file (argparse.py cut)",
+                ["first suggestion s (prompt tokens)", "full context warm s",
+                 "keystroke after warm ms (cached/prompt)", "llama.cpp cold prefill s"],
+                [[f"{out['first_suggestion_s']:.1f} ({out['first_prompt_tokens']})",
+                  f"{out['warm_full_context_s']:.1f}" if out["warm_full_context_s"] else "-",
+                  f"{out['keystroke_after_warm_ms']:.0f} ({out['warm_cached_tokens']}/"
+                  f"{out['warm_prompt_tokens']})",
+                  f"{cold:.1f}" if cold else "-"]]), flush=True)
+
+
 # ---------------------------------------------------------------------------- driver
 
 
@@ -416,7 +525,7 @@ def main() -> int:
         print(json.dumps(out))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="a,b,c,d")
+    parser.add_argument("--parts", default="a,b,c,d,e")
     parser.add_argument("--edits", type=int, default=72)
     parser.add_argument("--models", type=Path, default=REPO / ".bench" / "models",
                         help="where the random-weight GGUF files are written (reused)")
@@ -439,6 +548,8 @@ def main() -> int:
         part_c(args.models, results)
     if "d" in parts:
         part_d(args.models, results)
+    if "e" in parts:
+        part_e(args.models, results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
     print(f"\nwrote {args.out}")

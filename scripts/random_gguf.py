@@ -79,23 +79,33 @@ def random_tensors(config: ModelConfig, folder: Path) -> dict[str, RandomTensor]
     return out
 
 
-def make(config_path: Path, out_dir: Path, quants: list[str]) -> dict[str, Path]:
-    """GGUF files of ``config_path``'s shape at each quantization (made once, reused)."""
+def make(config_path: Path, out_dir: Path, quants: list[str],
+         vocab_from: Path | None = None) -> dict[str, Path]:
+    """GGUF files of ``config_path``'s shape at each quantization (made once, reused).
+
+    ``vocab_from``: a model folder whose tokenizer.json is written into the files (padded to
+    the config's vocabulary with unused tokens), so that the language server can run them;
+    without it they carry no vocabulary and are driven by token ids."""
     hf = {k: v for k, v in json.loads(config_path.read_text()).items()
           if not k.startswith("_")}
     hf.pop("bos_token_id", None)
     hf.pop("eos_token_id", None)
     config = ModelConfig.from_hf(hf)
-    folder = out_dir / config_path.stem
+    folder = out_dir / (config_path.stem + ("-vocab" if vocab_from else ""))
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps(hf, indent=1))
     paths = {q: folder / f"{q}.gguf" for q in quants}
     bf16 = folder / "bf16.gguf"
     if not bf16.exists():
         tmp = folder / "bf16.gguf.partial"
+        if vocab_from is not None:
+            shutil.copy(vocab_from / "tokenizer.json", folder / "tokenizer.json")
         write_gguf(folder, tmp, dtype="bf16", tensors=random_tensors(config, folder),
                    progress=lambda s: print(f"\r{s}", end="", file=sys.stderr, flush=True))
         print(file=sys.stderr)
+        # Not left beside the files: its 8k tokens are not the model's 150k, so the engine
+        # must tokenize with the padded vocabulary inside the GGUF.
+        (folder / "tokenizer.json").unlink(missing_ok=True)
         shutil.move(tmp, bf16)
     for q, path in paths.items():
         if not path.exists() and q != "bf16":
