@@ -62,6 +62,7 @@ class Backend(Protocol):
     kv_bytes_per_token: int
     untrained: bool
     fim_order: str  # "spm" | "psm"
+    prefill_slice: int  # prompt tokens per forward call of a prefill: a fraction of a second
 
     def new_cache(self) -> Any: ...
 

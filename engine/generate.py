@@ -254,18 +254,18 @@ def _ms(since: float) -> float:
     return (time.perf_counter() - since) * 1e3
 
 
-PREFILL_SLICE = 512  # prompt tokens per forward call: a cancel waits at most one slice
-
-
 def prefill(model: Backend, tokens: Sequence[int], cache: Any,
             should_stop: ShouldStop | None = None) -> bool:
-    """Append ``tokens`` to ``cache`` in slices, asking for no logits; False when
-    ``should_stop`` ended it early (what was computed stays in the cache)."""
-    for start in range(0, len(tokens), PREFILL_SLICE):
+    """Append ``tokens`` to ``cache`` in slices of ``model.prefill_slice`` tokens, asking for
+    no logits; False when ``should_stop`` ended it early (what was computed stays in the
+    cache). A keystroke that cancels a long prefill, or a request that pre-empts a warm-up,
+    waits for at most one slice (the backend sizes it to a fraction of a second). The size
+    is fixed per model, so the same request always computes the same batches."""
+    step = model.prefill_slice
+    for start in range(0, len(tokens), step):
         if should_stop is not None and should_stop():
             return False
-        model.forward(np.asarray(tokens[start : start + PREFILL_SLICE], np.int64), cache,
-                      last_n=0)
+        model.forward(np.asarray(tokens[start : start + step], np.int64), cache, last_n=0)
     return True
 
 

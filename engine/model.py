@@ -187,6 +187,7 @@ class Transformer:
 
     name = "numpy"
     weights = "f32"
+    prefill_slice = PREFILL_CHUNK
 
     def __init__(self, config: ModelConfig, weights: dict[str, np.ndarray]) -> None:
         self.config = config

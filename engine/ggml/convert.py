@@ -161,8 +161,7 @@ def _write_vocab(writer: Any, folder: Path, config: ModelConfig, hf: dict[str, A
     byte_bpe = spec is not None and (spec.get("model") or {}).get("type") == "BPE" and \
         "ByteLevel" in json.dumps(spec.get("decoder"))
     if not byte_bpe:
-        writer.add_tokenizer_model("no_vocab")
-        writer.add_vocab_size(config.vocab_size)
+        writer.add_tokenizer_model("no_vocab")  # the size is in the metadata already
         return "no vocabulary (no byte-level BPE tokenizer.json)"
     assert spec is not None
     vocab: dict[str, int] = spec["model"]["vocab"]

@@ -17,6 +17,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ log = logging.getLogger("sparkedit.ggml")
 DEFAULT_MAX_CONTEXT = 32768  # KV cells allocated when the model allows more (--context)
 BUILD_HINT = "reinstall it with CMAKE_ARGS=-DGGML_LLAMAFILE=OFF (README, Compute backends)"
 N_BATCH = 512  # tokens per llama_decode call, as llama-cpp-python's Llama defaults
+PREFILL_SLICE_S = 0.15  # seconds of prefill between two looks for a cancel or a request
 GGML_TYPE_F32, GGML_TYPE_F16 = 0, 1
 
 
@@ -104,6 +106,7 @@ class GgmlModel:
             self._batch.seq_id[i][0] = 0
         self._resident: list[int] = []  # what sequence 0 holds, in order
         self._owner: GgmlCache | None = None
+        self.prefill_slice = self._measure_prefill_slice()
 
     # ------------------------------------------------------------------ loading
 
@@ -228,6 +231,18 @@ class GgmlModel:
             raise RuntimeError("llama.cpp refused a saved sequence state")
         self._resident = list(tokens)
         self._owner = None
+
+    def _measure_prefill_slice(self) -> int:
+        """Tokens a prefill computes per call: about PREFILL_SLICE_S of work, from one
+        timed batch at load (a multiple of 32, between 32 and N_BATCH)."""
+        probe = self.new_cache()
+        tokens = np.arange(64, dtype=np.int32) % self.vocab_size
+        self.forward(tokens[:8], probe, last_n=0)  # first call pays one-off set-up
+        started = time.perf_counter()
+        self.forward(tokens, probe, last_n=0)
+        rate = 64 / max(time.perf_counter() - started, 1e-6)
+        probe.truncate(0)
+        return int(min(N_BATCH, max(32, rate * PREFILL_SLICE_S))) // 32 * 32
 
     # ------------------------------------------------------------------ forward
 
