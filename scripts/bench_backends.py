@@ -412,9 +412,13 @@ def part_e(models_dir: Path, results: dict[str, Any], budget: int = 8192) -> Non
 # ---------------------------------------------------------------------------- driver
 
 
-def run_worker(*args: str, timeout: float = 3600) -> dict[str, Any]:
+def run_worker(*args: str, timeout: float = 3600, pythonpath: str | None = None
+               ) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", *args]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    env = dict(os.environ)
+    if pythonpath:  # another llama_cpp package ahead of the installed one
+        env["PYTHONPATH"] = pythonpath + os.pathsep + env.get("PYTHONPATH", "")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"worker {args} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -427,7 +431,7 @@ def table(title: str, header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def part_a(models_dir: Path, results: dict[str, Any]) -> None:
+def part_a(models_dir: Path, results: dict[str, Any], stock: str | None = None) -> None:
     from random_gguf import make
 
     rows = []
@@ -436,7 +440,8 @@ def part_a(models_dir: Path, results: dict[str, Any]) -> None:
         for quant, path in paths.items():
             peer = run_worker("peer", "model", str(path))
             ours = run_worker("ours", "model", str(path))
-            results.setdefault("a", {})[f"{name}/{quant}"] = {"peer": peer, "ours": ours}
+            results.setdefault("a", {})[f"{name}/{quant}"] = {"peer": peer, "ours": ours,
+                                                              "path": str(path)}
             ratio = ours["decode_tps"] / peer["decode_tps"]
             rows.append([f"{name} {quant}",
                          f"{peer['prefill_tps']:.0f} / {ours['prefill_tps']:.0f}",
@@ -448,6 +453,19 @@ def part_a(models_dir: Path, results: dict[str, Any]) -> None:
                          f"{ours['perfect_decode_tps']:.1f} "
                          f"({ours['perfect_decode_tps'] / ours['decode_tps']:.2f}x, "
                          f"{'same' if ours['perfect_identical'] else 'DIFFERENT'})"])
+    if stock:
+        stock_rows = []
+        for key, pair in results["a"].items():
+            pair["peer_stock"] = run_worker("peer", "model", str(pair["path"]), pythonpath=stock)
+            m = pair["peer_stock"]
+            stock_rows.append([key, f"{m['prefill_tps']:.0f}", f"{m['decode_tps']:.1f}",
+                               f"{m['pass1_ms']:.1f}", f"{m['pass17_ms']:.1f}",
+                               f"{pair['ours']['decode_tps'] / m['decode_tps']:.2f}x"])
+        print(table("a'. the same with a stock llama-cpp-python build (llamafile's sgemm on: "
+                    "faster batches, verification rows that round differently)",
+                    ["model", "prefill tok/s", "decode tok/s", "1-token pass ms",
+                     "17-token pass ms", "ours (exact build) / stock decode"], stock_rows),
+              flush=True)
     print(table("a. llama.cpp's Llama / sparkedit on ggml, same file, 2 threads "
                 "(prefill 512 tokens; decode 64 greedy tokens)",
                 ["model", "prefill tok/s", "decode tok/s (ratio)", "1-token pass ms",
@@ -530,6 +548,9 @@ def main() -> int:
     parser.add_argument("--models", type=Path, default=REPO / ".bench" / "models",
                         help="where the random-weight GGUF files are written (reused)")
     parser.add_argument("--out", type=Path, default=REPO / "bench_results" / "backends.json")
+    parser.add_argument("--stock-llama", metavar="DIR", default=None,
+                        help="a folder holding a stock llama_cpp package (built with "
+                             "llamafile): part a also measures llama.cpp's Llama on it")
     args = parser.parse_args()
     import llama_cpp
 
@@ -541,7 +562,7 @@ def main() -> int:
                      "flash_attn": FLASH_ATTN, "prompt": PROMPT, "decode": DECODE}}
     parts = set(args.parts.split(","))
     if "a" in parts:
-        part_a(args.models, results)
+        part_a(args.models, results, args.stock_llama)
     if "b" in parts:
         part_b(args.edits, results)
     if "c" in parts:
