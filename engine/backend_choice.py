@@ -96,10 +96,8 @@ def _to_stderr(line: str) -> None:
     print(f"sparkedit: {line}", file=sys.stderr, flush=True)
 
 
-def load(spec: ModelSpec, *, progress: Callable[[str], None] | None = _to_stderr
-         ) -> LoadedModel:
-    """Load ``spec`` on the chosen backend. Raises ModelLoadError with one clear line.
-    ``progress`` hears about a first-time conversion (a bar per 5 %, on stderr by default)."""
+def _check_kind(spec: ModelSpec) -> None:
+    """The path is a GGUF file for ggml or a folder with a config.json, else one line."""
     path = spec.path
     if not path.exists():
         raise ModelLoadError(f"{path}: no such model file or folder")
@@ -107,14 +105,24 @@ def load(spec: ModelSpec, *, progress: Callable[[str], None] | None = _to_stderr
         if spec.backend == "numpy":
             raise ModelLoadError(f"{path}: the numpy backend reads Hugging Face folders; "
                                  "run a GGUF file with --backend ggml (or auto)")
-        if spec.quant is not None:
-            log.info("--quant %s ignored: a GGUF file is used as it is", spec.quant)
-        return _load_ggml(spec, path, "a GGUF file runs on ggml")
+        return
     if not path.is_dir():
         raise ModelLoadError(f"{path}: not a model folder or a .gguf file")
     if not (path / "config.json").is_file():
         raise ModelLoadError(f"{path}: no config.json (a Hugging Face model folder holds "
                              "config.json, safetensors weights and tokenizer.json)")
+
+
+def load(spec: ModelSpec, *, progress: Callable[[str], None] | None = _to_stderr
+         ) -> LoadedModel:
+    """Load ``spec`` on the chosen backend. Raises ModelLoadError with one clear line.
+    ``progress`` hears about a first-time conversion (a bar per 5 %, on stderr by default)."""
+    _check_kind(spec)
+    path = spec.path
+    if spec.is_gguf:
+        if spec.quant is not None:
+            log.info("--quant %s ignored: a GGUF file is used as it is", spec.quant)
+        return _load_ggml(spec, path, "a GGUF file runs on ggml")
     if spec.backend == "numpy":
         return _load_numpy(path, "asked for (--backend numpy)")
     if spec.backend == "ggml":
@@ -138,13 +146,9 @@ def preflight(spec: ModelSpec) -> None:
     there and readable, llama.cpp knows a GGUF's architecture and weight types, and it fits
     in memory. Raises ModelLoadError with one line naming the file. A server checks a new
     model setting with this before it gives up the engine it has."""
+    _check_kind(spec)
     path = spec.path
-    if not path.exists():
-        raise ModelLoadError(f"{path}: no such model file or folder")
     if spec.is_gguf:
-        if spec.backend == "numpy":
-            raise ModelLoadError(f"{path}: the numpy backend reads Hugging Face folders; "
-                                 "run a GGUF file with --backend ggml (or auto)")
         _require_ggml()
         from engine.ggml.gguf_file import GgufError, check_memory, read_facts
         from engine.ggml.model import DEFAULT_MAX_CONTEXT
@@ -156,8 +160,6 @@ def preflight(spec: ModelSpec) -> None:
         except GgufError as exc:
             raise ModelLoadError(str(exc)) from exc
         return
-    if not path.is_dir():
-        raise ModelLoadError(f"{path}: not a model folder or a .gguf file")
     if spec.backend == "ggml":
         _require_ggml()
     from engine.model import load_config
