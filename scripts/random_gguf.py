@@ -96,7 +96,7 @@ def make(config_path: Path, out_dir: Path, quants: list[str],
     (folder / "config.json").write_text(json.dumps(hf, indent=1))
     paths = {q: folder / f"{q}.gguf" for q in quants}
     bf16 = folder / "bf16.gguf"
-    if not bf16.exists():
+    if not bf16.exists() and not all(p.exists() for p in paths.values()):
         tmp = folder / "bf16.gguf.partial"
         if vocab_from is not None:
             shutil.copy(vocab_from / "tokenizer.json", folder / "tokenizer.json")
