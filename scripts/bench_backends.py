@@ -321,6 +321,8 @@ async def open_to_warm(model: Path, source: Path, budget: int) -> dict[str, Any]
     lines = text.splitlines()
     cursor = types.Position(line=len(lines) - 1, character=len(lines[-1]))
     client = LanguageClient("bench", "1")
+    for method in ("sparkedit/status", types.WINDOW_LOG_MESSAGE, types.WINDOW_SHOW_MESSAGE):
+        client.feature(method)(lambda *_: None)  # read on request, not as they come
     await client.start_io(sys.executable, "-m", "lsp_server.cli", "lsp", "--model", str(model),
                           "--backend", "ggml", "--log-level", "WARNING")
     await client.initialize_async(types.InitializeParams(
@@ -329,8 +331,9 @@ async def open_to_warm(model: Path, source: Path, budget: int) -> dict[str, Any]
     client.initialized(types.InitializedParams())
 
     async def status() -> dict[str, Any]:
-        raw = await client.protocol.send_request_async("sparkedit/status", None)
-        return json.loads(json.dumps(raw, default=lambda o: getattr(o, "__dict__", str(o))))
+        from lsp_server.replay import plain
+
+        return plain(await client.protocol.send_request_async("sparkedit/status", None))
 
     def complete() -> Any:
         return client.text_document_inline_completion_async(types.InlineCompletionParams(
