@@ -179,14 +179,17 @@ def worker_model(side: str, path: str) -> dict[str, Any]:
             prefill(model, prompt, cache)
             times.append(time.perf_counter() - t0)
         out["prefill_tps"] = prompt_len / min(times)
-        for k in (1, 17):
+        # pass17: a verification pass, logits on all 17 rows; pass17_last: logits on the last
+        # row only, the work llama.cpp's Llama.eval does for 17 tokens
+        for name, k, rows in (("pass1", 1, 1), ("pass17", 17, 17), ("pass17_last", 17, 1)):
             costs = []
             for r in range(REPEATS):
                 cache.truncate(prompt_len)
                 t0 = time.perf_counter()
-                model.forward(random_prompt(model.vocab_size, k, seed=r + 1), cache, last_n=k)
+                model.forward(random_prompt(model.vocab_size, k, seed=r + 1), cache,
+                              last_n=rows)
                 costs.append(time.perf_counter() - t0)
-            out[f"pass{k}_ms"] = 1e3 * statistics.median(costs)
+            out[f"{name}_ms"] = 1e3 * statistics.median(costs)
         state = DecodeState(prefix_cache=model.new_prefix_store(0))
         tokens, stamps, _ = _ours_decode(model, _NoText(), prompt, DECODE, drafters=(),
                                          state=state)
@@ -458,7 +461,8 @@ def part_a(models_dir: Path, results: dict[str, Any], stock: str | None = None) 
                          f"{peer['prefill_tps']:.0f} / {ours['prefill_tps']:.0f}",
                          f"{peer['decode_tps']:.1f} / {ours['decode_tps']:.1f} ({ratio:.2f}x)",
                          f"{peer['pass1_ms']:.1f} / {ours['pass1_ms']:.1f}",
-                         f"{peer['pass17_ms']:.1f} / {ours['pass17_ms']:.1f}",
+                         f"{peer['pass17_ms']:.1f} / {ours.get('pass17_last_ms', 0):.1f} / "
+                         f"{ours['pass17_ms']:.1f}",
                          f"{peer['peak_rss_mb']:.0f} / {ours['peak_rss_mb']:.0f} "
                          f"({ours['peak_rss_mb'] / peer['peak_rss_mb']:.2f}x)",
                          f"{ours['perfect_decode_tps']:.1f} "
@@ -480,7 +484,8 @@ def part_a(models_dir: Path, results: dict[str, Any], stock: str | None = None) 
     print(table("a. llama.cpp's Llama / sparkedit on ggml, same file, 2 threads "
                 "(prefill 512 tokens; decode 64 greedy tokens)",
                 ["model", "prefill tok/s", "decode tok/s (ratio)", "1-token pass ms",
-                 "17-token pass ms", "peak RSS MB (ratio)", "ours, perfect draft tok/s"],
+                 "17-token pass ms (ours: 1 / 17 logit rows)", "peak RSS MB (ratio)",
+                 "ours, perfect draft tok/s"],
                 rows), flush=True)
 
 
