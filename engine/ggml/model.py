@@ -30,7 +30,8 @@ from engine.ggml.runtime import ensure_backend
 log = logging.getLogger("sparkedit.ggml")
 
 DEFAULT_MAX_CONTEXT = 32768  # KV cells allocated when the model allows more (--context)
-BUILD_HINT = "reinstall it with CMAKE_ARGS=-DGGML_LLAMAFILE=OFF (README, Compute backends)"
+BUILD_HINT = ("reinstall it with CMAKE_ARGS=-DGGML_LLAMAFILE=OFF pip install --no-cache-dir "
+              "--force-reinstall llama-cpp-python (README, Compute backends)")
 N_BATCH = 512  # tokens per llama_decode call, as llama-cpp-python's Llama defaults
 PREFILL_SLICE_S = 0.15  # seconds of prefill between two looks for a cancel or a request
 GGML_TYPE_F32, GGML_TYPE_F16 = 0, 1

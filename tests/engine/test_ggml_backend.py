@@ -276,7 +276,8 @@ def test_a_verification_pass_computes_each_row_as_a_one_token_pass(quant: str) -
     33 tokens (K <= 32 drafts) equal, bit for bit, the same tokens run one at a time."""
     model = GgmlModel.load(converted_gguf(default_model_dir(), quant))
     assert model.exact_verification, ("llama.cpp was built with llamafile's sgemm: "
-                                      "reinstall with CMAKE_ARGS=-DGGML_LLAMAFILE=OFF")
+                                      "reinstall with CMAKE_ARGS=-DGGML_LLAMAFILE=OFF and "
+                                      "pip's --no-cache-dir")
     rng = np.random.default_rng(3)
     prompt = rng.integers(FIRST_TEXT_ID, 8192, 300).tolist()
     cache = model.new_cache()
