@@ -38,7 +38,8 @@ from lsp_server.documents import (
     PositionError,
     TextChange,
 )
-from lsp_server.edit_flow import EditSuggestion, predict_edit
+from lsp_server.edit_flow import EditSuggestion, predict_edit, why_no_edit
+from lsp_server.edit_gates import MESSAGES
 from lsp_server.engine_process import EngineHandle, EngineOptions, EngineProcess, EngineStartError
 from lsp_server.feedback import Feedback
 from lsp_server.inline import InlineAnswer, InlineService
@@ -369,13 +370,23 @@ class Assistant:
         return await self._edit(doc, offset, None, None)
 
     async def edit_selection(self, uri: str, start: Position, end: Position, instruction: str,
-                             encoding: Encoding) -> tuple[Document, EditSuggestion] | None:
+                             encoding: Encoding) -> tuple[Document, EditSuggestion] | str:
+        """The instruction edit of the selection, or a sentence for the user saying why
+        there is nothing to apply (the server shows it: "no change" is never silent)."""
         found = self.document_at(uri, start, encoding, "edit selection")
         found_end = self.document_at(uri, end, encoding, "edit selection")
-        if found is None or found_end is None or found_end[1] < found[1]:
-            return None
+        if found is None or found_end is None:
+            return "no edit: the document is not open or the range is outside it"
+        if found_end[1] < found[1]:
+            return "no edit: the range ends before it starts"
         doc, offset = found
-        return await self._edit(doc, offset, instruction, (offset, found_end[1]))
+        answer = await self._edit(doc, offset, instruction, (offset, found_end[1]))
+        if answer is None:
+            return "no edit: the engine could not run it (see the server's log)"
+        why = why_no_edit(answer[1])
+        if why is not None:
+            return why if why != "no change proposed" else f"{why} for the selection"
+        return answer
 
     async def _edit(self, doc: Document, offset: int, instruction: str | None,
                     selection: tuple[int, int] | None) -> tuple[Document, EditSuggestion] | None:
@@ -392,6 +403,10 @@ class Assistant:
         edit = await self._with_engine("edit", job)
         if edit is None:
             return None
+        if edit.suppressed:
+            log.info("%s for %s not shown: %s", "edit" if instruction else "next edit",
+                     doc.uri, MESSAGES[edit.suppressed])
+            self.inline.feedback.suppressed(edit.suppressed)
         self.inline.feedback.request(
             answered_from_cache=False, cancelled=False,
             latency_ms=(time.monotonic() - started) * 1000,

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from lsp_server.completion import STATS_KEYS, TIMING_KEYS, CompletionError, Engine
 from lsp_server.documents import Document
+from lsp_server.edit_gates import MESSAGES, Reason, check_instruction_edit, check_next_edit
 from lsp_server.edit_prompt_text import CURSOR as TEXT_CURSOR
 from lsp_server.edit_prompt_text import REGION_END as TEXT_REGION_END
 from lsp_server.edit_prompt_text import build_text_edit_prompt
@@ -57,6 +58,20 @@ class EditSuggestion:
     timing: dict[str, Any]  # completion.TIMING_KEYS; None where not measured
     stats: dict[str, Any]  # completion.STATS_KEYS; None where not measured
     finish_reason: str | None
+    suppressed: Reason | None = None  # a quality gate held the rewrite back (edits [])
+
+
+def why_no_edit(edit: EditSuggestion) -> str | None:
+    """A sentence for the user when the suggestion changes nothing, else None."""
+    if edit.edits:
+        return None
+    if edit.suppressed:
+        return f"nothing was changed: {MESSAGES[edit.suppressed]}"
+    if edit.finish_reason == "cancelled":
+        return "no edit: a newer edit of this document replaced it"
+    if edit.finish_reason == "length":
+        return "no edit: the model's rewrite did not finish within its token limit"
+    return "no change proposed"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,6 +124,22 @@ def edit_format(engine_ids: Mapping[str, int], workspace_ids: Mapping[str, int],
 def _history(workspace: Workspace, open_burst: bool) -> list[str]:
     entries = workspace.history.entries(include_open=open_burst)
     return [entry.diff for entry in entries if workspace.builder.allowed(entry.path)]
+
+
+def gate(workspace: Workspace, doc: Document, region: EditRegion, new_region: str,
+         instruction: bool) -> Reason | None:
+    """Why the rewrite must not be shown (edit_gates.py), or None."""
+    spec = workspace.registry.for_document(doc.uri, doc.language_id)
+    parser = workspace.registry.parser(spec) if spec is not None else None
+    if instruction:
+        return check_instruction_edit(text=doc.text, start=region.start, end=region.end,
+                                      new_region=new_region, parser=parser, spec=spec)
+    path = workspace.display_path(doc.uri)
+    history = [entry.diff for entry in workspace.history.entries(include_open=True)
+               if entry.path == path]
+    return check_next_edit(text=doc.text, start=region.start, end=region.end,
+                           new_region=new_region, cursor=region.cursor, history=history,
+                           parser=parser, spec=spec)
 
 
 async def predict_edit(workspace: Workspace, doc: Document, offset: int, *, engine: Engine,
@@ -188,6 +219,7 @@ async def predict_edit(workspace: Workspace, doc: Document, offset: int, *, engi
         return EditSuggestion(edits=[], region=region, new_region="", timing=timing,
                               stats=stats, finish_reason="length" if finish != "cancelled"
                               else finish)
-    return EditSuggestion(edits=minimal_edits(region_text, new_region, region.start),
-                          region=region, new_region=new_region, timing=timing, stats=stats,
-                          finish_reason=finish)
+    suppressed = gate(workspace, doc, region, new_region, instruction is not None)
+    edits = [] if suppressed else minimal_edits(region_text, new_region, region.start)
+    return EditSuggestion(edits=edits, region=region, new_region=new_region, timing=timing,
+                          stats=stats, finish_reason=finish, suppressed=suppressed)

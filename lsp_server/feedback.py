@@ -32,7 +32,7 @@ MAX_SAMPLES = 1000  # latencies kept for percentiles
 # counters that add up across sessions (the `lifetime` object in the stats file)
 COUNTERS = ("shown", "accepted", "partiallyAccepted", "rejected", "unknown", "shownChars",
             "acceptedChars", "requests", "answeredFromCache", "cancelled", "promptTokens",
-            "cachedPromptTokens")
+            "cachedPromptTokens", "suppressedEdits")
 
 
 @dataclass(slots=True)
@@ -86,6 +86,7 @@ class Feedback:
         self._shown_latencies: deque[float] = deque(maxlen=MAX_SAMPLES)
         self._decisions: deque[float] = deque(maxlen=MAX_SAMPLES)  # shown -> accepted, ms
         self._session_saved = False
+        self._suppressed_by: dict[str, int] = {}  # quality gate -> edits it held back
 
     # -- events
 
@@ -143,6 +144,11 @@ class Feedback:
             if isinstance(cached_prompt_tokens, int) and cached_prompt_tokens > 0:
                 self._counts["cachedPromptTokens"] += min(cached_prompt_tokens, prompt_tokens)
 
+    def suppressed(self, reason: str) -> None:
+        """An edit the model proposed that a quality gate (edit_gates.py) did not show."""
+        self._counts["suppressedEdits"] += 1
+        self._suppressed_by[reason] = self._suppressed_by.get(reason, 0) + 1
+
     # -- reports
 
     def summary(self) -> dict[str, Any]:
@@ -154,6 +160,7 @@ class Feedback:
             "shownLatencyMs": _percentiles(self._shown_latencies),
             "timeToAcceptMs": _percentiles(self._decisions),
             "pending": len(self._pending),
+            "suppressedBy": dict(self._suppressed_by),
         }
 
     def save(self, now: float) -> None:

@@ -36,7 +36,7 @@ from lsp_server.completion import (
     effective_budget,
 )
 from lsp_server.documents import Document, Encoding, Position, PositionError
-from lsp_server.edit_flow import EditSuggestion, predict_edit
+from lsp_server.edit_flow import EditSuggestion, predict_edit, why_no_edit
 from lsp_server.engine_process import EngineOptions, EngineProcess, EngineStartError
 from lsp_server.file_edits import (
     ApplyError,
@@ -196,6 +196,7 @@ def to_json(answer: Suggestion | EditSuggestion, info: dict[str, Any], mode: str
     `text` is the unified diff and `edit` the changed span."""
     is_edit = isinstance(answer, EditSuggestion)
     after = apply_changes(text, changes)
+    reason = why_no_edit(answer) if isinstance(answer, EditSuggestion) else None
     return {
         "mode": mode,
         "text": unified_diff(display_path, text, after) if is_edit else answer.text,
@@ -203,6 +204,7 @@ def to_json(answer: Suggestion | EditSuggestion, info: dict[str, Any], mode: str
         "timing": {key: answer.timing.get(key) for key in TIMING_KEYS},
         "stats": {key: answer.stats.get(key) for key in STATS_KEYS},
         "model": {"name": model_name(info), "untrained": bool(info.get("untrained"))},
+        **({"reason": reason} if reason else {}),
     }
 
 
@@ -247,6 +249,9 @@ def run_suggest(args: argparse.Namespace) -> int:
         sys.stdout.write(answer.text)
         if sys.stdout.isatty() and not answer.text.endswith("\n"):
             sys.stdout.write("\n")
+    reason = why_no_edit(answer) if isinstance(answer, EditSuggestion) else None
+    if reason:
+        print(f"sparkedit suggest: {reason}", file=sys.stderr)
     if bool(info.get("untrained")):
         print("sparkedit suggest: note: the model is untrained (random weights); "
               "this suggestion is not meaningful code", file=sys.stderr)

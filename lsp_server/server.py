@@ -15,7 +15,8 @@ Custom methods:
 - `sparkedit/nextEdit` (request, `{textDocument: {uri, version}, position}`) ->
   `{edits: [{range, newText}], id, textDocument: {uri, version}}`, or `{edits: []}`.
 - `workspace/executeCommand` `sparkedit.editSelection` `[uri, range, instruction]` -> a
-  `WorkspaceEdit` (versioned document changes) or null; `sparkedit.accept` `[id]` (the
+  `WorkspaceEdit` (versioned document changes), or null with a `window/showMessage` saying
+  why (no change proposed, the edit does not parse, ...); `sparkedit.accept` `[id]` (the
   command inline completion items carry) records an accept.
 - `sparkedit/didShow` `{id}`, `sparkedit/didAccept` `{id, acceptedLength?}`,
   `sparkedit/didReject` `{id}` (notifications): feedback on a suggestion.
@@ -253,7 +254,9 @@ def build_server(engine: EngineOptions | None = None,
                 "range, a non-empty instruction)")
         uri, start, end, instruction = request
         found = await ls.assistant.edit_selection(uri, start, end, instruction, ls.encoding)
-        if found is None:
+        if isinstance(found, str):
+            ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Info,
+                                                           message=f"sparkedit: {found}"))
             return None
         doc, edit = found
         return lsp_types.workspace_edit(doc, edit, ls.encoding)

@@ -51,9 +51,16 @@ class SourceFile:
     path: str  # relative, with the package or "stdlib" as its first part
     text: str
     licence: str
+    language: str = "python"  # the language server's name for it (LanguageRegistry)
+    # The package it came from: when set, the held-out split is by package (never by file),
+    # and `split` says which side it is on ("train" | "held_out").
+    package: str = ""
+    split: str = ""
 
     @property
     def held_out(self) -> bool:
+        if self.split:
+            return self.split == "held_out"
         digest = hashlib.sha1(self.path.encode()).digest()
         return int.from_bytes(digest[:4], "big") % 100 < HELD_OUT_PERCENT
 

@@ -292,7 +292,8 @@ H.run(function()
   if edit_ev and edit_ev.applied then
     H.check("the server's copy matches after the edit", in_sync(client, buf))
   elseif edit_ev then
-    H.check("no instruction edit is said", H.notified("no edit for this selection", since) ~= nil)
+    H.check("the server says why there is no instruction edit",
+      H.notified("sparkedit: n[oe]", since) ~= nil, H.results.notifications)
   end
   H.info("edit_applied", edit_ev and edit_ev.applied or false)
 

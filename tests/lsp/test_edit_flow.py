@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from engine.models import default_model_dir, untrained_model_dir
 from engine.tokenizer import Tokenizer
 from lsp_server.completion import STATS_KEYS, TIMING_KEYS, CompletionError
 from lsp_server.documents import AppliedEdit, Document
-from lsp_server.edit_flow import EditSuggestion, predict_edit
+from lsp_server.edit_flow import EditSuggestion, predict_edit, why_no_edit
 from lsp_server.edit_prompt_text import CURSOR, REGION_END, REGION_START
 from lsp_server.edits import TextEdit
 from lsp_server.engine_process import EngineOptions, EngineProcess
@@ -71,6 +72,9 @@ def _check_mechanics(text: str, suggestion: EditSuggestion, budget: int) -> None
     assert 0 < suggestion.stats["prompt_tokens"] <= budget
     if suggestion.finish_reason == "length":
         assert suggestion.edits == [] and suggestion.new_region == ""
+        return
+    if suggestion.suppressed:  # a quality gate held an (untrained) model's rewrite back
+        assert suggestion.edits == [] and suggestion.new_region != text[region.start:region.end]
         return
     assert _apply(text, suggestion.edits) \
         == text[:region.start] + suggestion.new_region + text[region.end:]
@@ -131,9 +135,10 @@ async def test_the_trained_model_completes_a_rename_and_its_edits_apply():
 
 
 class ScriptedEngine:
-    """Answers `generate` with a fixed text; keeps the params, checked as the engine would."""
+    """Answers `generate` with a fixed text, or with `text(draft)` (the region it was sent);
+    keeps the params, checked as the engine would."""
 
-    def __init__(self, text: str, finish_reason: str = "eos") -> None:
+    def __init__(self, text: str | Callable[[str], str], finish_reason: str = "eos") -> None:
         self.text, self.finish_reason = text, finish_reason
         self.params: list[dict[str, Any]] = []
 
@@ -143,7 +148,8 @@ class ScriptedEngine:
     async def generate(self, params: dict[str, Any], on_token: Any = None) -> dict[str, Any]:
         GenerateParams.from_wire(params, vocab_size=8192, context_limit=1024)
         self.params.append(params)
-        return {"text": self.text, "tokens": [], "finish_reason": self.finish_reason,
+        text = self.text if isinstance(self.text, str) else self.text(params["draft"])
+        return {"text": text, "tokens": [], "finish_reason": self.finish_reason,
                 "stats": {"prompt_tokens": len(params["tokens"]), "accepted_draft_tokens": 7},
                 "timing": {"ttft_ms": 1.0, "total_ms": 2.0}}
 
@@ -173,12 +179,65 @@ async def test_a_finished_rename_becomes_small_edits_and_the_draft_is_the_region
     assert suggestion.timing["total_ms"] == 2.0
 
 
+LONG_SOURCE = SOURCE.replace("    return total / len(values)\n", """\
+    count = len(values)
+    if count == 0:
+        raise ValueError("no values")
+    log.debug("mean of %d", count)
+    log.flush()
+    return total / count
+""")
+
+
+async def test_a_rewrite_that_deletes_untouched_lines_is_not_shown():
+    workspace = _workspace(untrained_model_dir())
+    doc, cursor = _renamed_first_use(workspace, LONG_SOURCE)
+    engine = ScriptedEngine(lambda region: region.replace(
+        '    log.debug("mean of %d", count)\n    log.flush()\n', "") + "<|endoftext|>")
+    suggestion = await predict_edit(workspace, doc, cursor, engine=engine, info=INFO, budget=512)
+    assert suggestion.new_region and suggestion.edits == []
+    assert suggestion.suppressed == "destructive"
+    assert why_no_edit(suggestion) == ("nothing was changed: it deletes or rewrites lines that "
+                                       "neither the cursor nor the recent edits point at")
+    # the same rewrite carrying the rename on is shown, edits and all
+    engine = ScriptedEngine(lambda region: region.replace("total ", "total_sum ")
+                            + "<|endoftext|>")
+    shown = await predict_edit(workspace, doc, cursor, engine=engine, info=INFO, budget=512)
+    assert shown.suppressed is None and len(shown.edits) == 2
+
+
+async def test_a_rewrite_that_undoes_the_rename_is_not_shown():
+    workspace = _workspace(untrained_model_dir())
+    doc, cursor = _renamed_first_use(workspace)
+    engine = ScriptedEngine(lambda region: region.replace(NEW, OLD) + "<|endoftext|>")
+    suggestion = await predict_edit(workspace, doc, cursor, engine=engine, info=INFO, budget=512)
+    assert suggestion.edits == [] and suggestion.suppressed == "undoes_last_edit"
+
+
+async def test_an_instruction_edit_that_does_not_parse_is_refused_with_the_reason():
+    workspace = _workspace(untrained_model_dir())
+    doc, _ = _renamed_first_use(workspace)
+    start = doc.text.index("def spread")
+    engine = ScriptedEngine(lambda region: region.replace("(values):", "(values)")
+                            + "<|endoftext|>")
+    suggestion = await predict_edit(workspace, doc, start, engine=engine, info=INFO, budget=512,
+                                    instruction="add a docstring", selection=(start, len(doc.text)))
+    assert suggestion.edits == [] and suggestion.suppressed == "breaks_parse"
+    assert why_no_edit(suggestion) == "nothing was changed: the proposed edit does not parse"
+    unchanged = await predict_edit(workspace, doc, start, engine=ScriptedEngine(
+        lambda region: region + "<|endoftext|>"), info=INFO, budget=512,
+        instruction="add a docstring", selection=(start, len(doc.text)))
+    assert unchanged.edits == [] and why_no_edit(unchanged) == "no change proposed"
+
+
 async def test_a_truncated_rewrite_gives_no_edits():
     workspace = _workspace(untrained_model_dir())
     doc, cursor = _renamed_first_use(workspace)
     engine = ScriptedEngine("def mean(val", finish_reason="length")
     suggestion = await predict_edit(workspace, doc, cursor, engine=engine, info=INFO, budget=512)
     assert suggestion.edits == [] and suggestion.finish_reason == "length"
+    assert why_no_edit(suggestion) == ("no edit: the model's rewrite did not finish within its "
+                                       "token limit")
 
 
 QWEN_INFO = {"context_limit": 4096,

@@ -166,6 +166,17 @@ async def test_edit_selection_answers_a_versioned_workspace_edit(client):
         doc_change = as_dict(doc_change)
         identifier = as_dict(doc_change.get("textDocument") or doc_change["text_document"])
         assert identifier["uri"] == URI and identifier["version"] == 1
+    else:  # nothing to apply is never silent: the server says why
+        assert any(m.message.startswith("sparkedit: n") for m in client.messages)
+    missing = await client.workspace_execute_command_async(types.ExecuteCommandParams(
+        command="sparkedit.editSelection", arguments=["file:///nope.py", rng, "add type hints"]))
+    assert missing is None
+    for _ in range(50):
+        if any("not open" in m.message for m in client.messages):
+            break
+        await asyncio.sleep(0.05)
+    assert any(m.message == "sparkedit: no edit: the document is not open or the range is "
+               "outside it" for m in client.messages)
     with pytest.raises(JsonRpcException):
         await client.workspace_execute_command_async(types.ExecuteCommandParams(
             command="sparkedit.editSelection", arguments=[URI, rng]))

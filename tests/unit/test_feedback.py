@@ -178,3 +178,19 @@ def test_save_never_raises(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> 
         feedback.save(now=1.0)
     assert "could not save" in caplog.text
     Feedback(None).save(now=1.0)  # no path: nothing to do
+
+
+def test_suppressed_edits_are_counted_by_gate_and_kept_in_the_lifetime(tmp_path: Path) -> None:
+    path = tmp_path / "stats.json"
+    feedback = Feedback(path)
+    assert feedback.summary()["suppressedEdits"] == 0
+    assert feedback.summary()["suppressedBy"] == {}
+    feedback.suppressed("destructive")
+    feedback.suppressed("destructive")
+    feedback.suppressed("breaks_parse")
+    summary = feedback.summary()
+    assert summary["suppressedEdits"] == 3
+    assert summary["suppressedBy"] == {"destructive": 2, "breaks_parse": 1}
+    assert summary["shown"] == 0  # a suppressed edit was never shown
+    feedback.save(now=1.0)
+    assert json.loads(path.read_text())["lifetime"]["suppressedEdits"] == 3

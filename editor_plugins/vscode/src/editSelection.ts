@@ -75,7 +75,8 @@ export async function editSelection(link: ServerLink | undefined,
   }
   const parts = workspaceEditParts(answer);
   if (!parts || parts.length === 0) {
-    void vscode.window.showInformationMessage("sparkedit: no edit for this selection.");
+    // null: the server has said why in a window/showMessage (no change proposed, the edit
+    // does not parse, ...), which the language client shows.
     return "no-edit";
   }
   const edit = toWorkspaceEdit(parts);

@@ -41,6 +41,15 @@ local handlers = {
         { pattern = "SparkEditStatus", data = result, modeline = false })
     end
   end,
+  -- The server's messages ("sparkedit: no change proposed for the selection", ...) go
+  -- through vim.notify like the plugin's own, rather than Neovim's default :echo.
+  ["window/showMessage"] = function(_, params)
+    if type(params) == "table" and type(params.message) == "string" then
+      local levels = { vim.log.levels.ERROR, vim.log.levels.WARN, vim.log.levels.INFO }
+      vim.notify(params.message, levels[params.type] or vim.log.levels.INFO)
+    end
+    return params
+  end,
 }
 
 --- Starts the server for `buf` (or attaches the running one with the same root).

@@ -51,7 +51,7 @@ function M.request(buf, range, instruction)
       vim.notify("sparkedit: edit failed: " .. tostring(err.message), vim.log.levels.WARN)
       event(buf, { error = err.message })
     elseif type(result) ~= "table" then
-      vim.notify("sparkedit: no edit for this selection", vim.log.levels.INFO)
+      -- the server says why in a window/showMessage (no change proposed, does not parse…)
       event(buf, { applied = false })
     else
       vim.lsp.util.apply_workspace_edit(result, client.offset_encoding)

@@ -1,0 +1,221 @@
+"""Quality gates: edits that are clearly wrong are never shown.
+
+A next edit is suppressed when it
+- deletes or rewrites a line that neither the cursor nor the recent edit history points at
+  (`destructive`): a line is pointed at when it lies within CURSOR_REACH lines of the
+  cursor, was changed by the recent edits, shares an identifier with their changed lines
+  (a rename or a replaced call carried on), or reads like a line they changed (the same
+  conversion applied to a sibling line);
+- makes the region fail to parse when it parsed before (`breaks_parse`);
+- undoes the user's last edit, all of it or one of its hunks (`undoes_last_edit`).
+
+An instruction edit is refused when it breaks the parse (`breaks_parse`): the user asked
+for it, so the server says why instead of applying it.
+
+Pure: no engine, no protocol. Offsets are indices into the document's Python string.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from tree_sitter import Node, Parser
+
+from lsp_server.context.languages import LanguageSpec
+
+Reason = Literal["destructive", "breaks_parse", "undoes_last_edit"]
+REASONS: tuple[Reason, ...] = ("destructive", "breaks_parse", "undoes_last_edit")
+MESSAGES: dict[Reason, str] = {
+    "destructive": "it deletes or rewrites lines that neither the cursor nor the recent "
+                   "edits point at",
+    "breaks_parse": "the proposed edit does not parse",
+    "undoes_last_edit": "it undoes the last edit",
+}
+
+CURSOR_REACH = 2  # lines above and below the cursor that a next edit may rewrite
+RECENT_DIFFS = 3  # the newest diffs of the document that point at lines
+SIBLING_RATIO = 0.6  # difflib ratio above which a line reads like one the user changed
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Words too common to tie a line to an edit (keywords of the eight languages).
+_COMMON = frozenset(re.findall(r"\w+", """
+and as assert async await break case catch char class const continue def default del do
+double elif else enum except export extends false final finally float fn for from func
+function go if impl implements import in int interface is let long loop match mod mut new
+nil none not null or package pass pub raise return self static str string struct super
+switch this throw throws true try type typedef undefined use var void while with yield
+"""))
+
+
+@dataclass(frozen=True)
+class Hunk:
+    """One hunk of a unified diff: the old lines from 0-based line `old_start` of the file
+    before, and the new lines from `new_start` of the file after (context included)."""
+
+    old_start: int
+    old: tuple[str, ...]
+    new_start: int
+    new: tuple[str, ...]
+    removed: tuple[str, ...]  # the "-" lines
+    added: tuple[str, ...]  # the "+" lines
+    added_rows: tuple[int, ...]  # where the "+" lines are in the file after
+
+
+_HEADER = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+
+
+def parse_diff(diff: str) -> list[Hunk]:
+    """The hunks of a unified diff as history.unified_diff writes it (lines keep no "\\n")."""
+    hunks: list[Hunk] = []
+    lines = diff.split("\n")
+    i = 0
+    while i < len(lines):
+        match = _HEADER.match(lines[i])
+        i += 1
+        if not match:
+            continue
+        old_len = 1 if match.group(2) is None else int(match.group(2))
+        new_len = 1 if match.group(4) is None else int(match.group(4))
+        # difflib writes the start of an empty range one line early
+        old_start = int(match.group(1)) - (1 if old_len else 0)
+        new_start = int(match.group(3)) - (1 if new_len else 0)
+        old: list[str] = []
+        new: list[str] = []
+        removed: list[str] = []
+        added: list[str] = []
+        added_rows: list[int] = []
+        while i < len(lines) and lines[i][:1] in (" ", "-", "+", "\\"):
+            tag, body = lines[i][:1], lines[i][1:]
+            i += 1
+            if tag in (" ", "-"):
+                old.append(body)
+            if tag in (" ", "+"):
+                new.append(body)
+            if tag == "-":
+                removed.append(body)
+            elif tag == "+":
+                added.append(body)
+                added_rows.append(new_start + len(new) - 1)
+        hunks.append(Hunk(old_start, tuple(old), new_start, tuple(new), tuple(removed),
+                          tuple(added), tuple(added_rows)))
+    return hunks
+
+
+def _words(lines: Sequence[str]) -> set[str]:
+    return {w for line in lines for w in _WORD.findall(line) if w.lower() not in _COMMON}
+
+
+def _changed_blocks(before: list[str], after: list[str]) -> list[tuple[int, int, int, int]]:
+    matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
+    return [(i1, i2, j1, j2) for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal"]
+
+
+def unpointed_lines(old_region: str, new_region: str, first_line: int, cursor_line: int,
+                    history: Sequence[str]) -> list[int]:
+    """0-based document lines that the rewrite of `old_region` (which starts at line
+    `first_line`) into `new_region` deletes or rewrites, and that neither the cursor nor the
+    newest RECENT_DIFFS of `history` (this document's diffs, oldest first) points at."""
+    before, after = old_region.split("\n"), new_region.split("\n")
+    hunks = [h for diff in history[-RECENT_DIFFS:] for h in parse_diff(diff)]
+    touched = {row for h in hunks for row in h.added_rows}
+    changed = [line for h in hunks for line in (*h.removed, *h.added)]
+    words = _words(changed)
+    removed = [line.strip() for h in hunks for line in h.removed if line.strip()]
+    out: list[int] = []
+    for i1, i2, _, _ in _changed_blocks(before, after):
+        for i in range(i1, i2):
+            line, row = before[i], first_line + i
+            if not line.strip() or abs(row - cursor_line) <= CURSOR_REACH or row in touched:
+                continue
+            if words & _words([line]):
+                continue
+            stripped = line.strip()
+            if any(difflib.SequenceMatcher(None, stripped, old).ratio() >= SIBLING_RATIO
+                   for old in removed):
+                continue
+            out.append(row)
+    return out
+
+
+def undoes_last_edit(text: str, new_text: str, last_diff: str | None) -> bool:
+    """Does `new_text` (the document with the edit applied) put back what the last diff of
+    the document took out, for the whole diff or for one of its hunks?"""
+    if not last_diff:
+        return False
+    current, proposed = text.split("\n"), new_text.split("\n")
+    proposal = {(i1, i2): proposed[j1:j2] for i1, i2, j1, j2 in _changed_blocks(current, proposed)}
+    for hunk in parse_diff(last_diff):
+        if not hunk.removed and not hunk.added:
+            continue
+        end = hunk.new_start + len(hunk.new)
+        if tuple(current[hunk.new_start:end]) != hunk.new:
+            continue  # the text moved on since: this hunk is no longer the last edit
+        reverted = current[:hunk.new_start] + list(hunk.old) + current[end:]
+        for i1, i2, j1, j2 in _changed_blocks(current, reverted):
+            if proposal.get((i1, i2)) == reverted[j1:j2]:
+                return True
+    return False
+
+
+# -- parsing
+
+
+def _has_error_in(node: Node, start: int, end: int) -> bool:
+    """Is there an ERROR or MISSING node overlapping bytes [start, end) under `node`?"""
+    if node.end_byte < start or node.start_byte > end or not node.has_error:
+        return False
+    if node.is_error or node.is_missing:
+        return True
+    return any(_has_error_in(child, start, end) for child in node.children)
+
+
+def parses(parser: Parser, text: str, start: int, end: int) -> bool:
+    """Does `text` parse without errors over its characters [start, end)?"""
+    source = text.encode("utf-8", "surrogatepass")
+    byte_start = len(text[:start].encode("utf-8", "surrogatepass"))
+    byte_end = byte_start + len(text[start:end].encode("utf-8", "surrogatepass"))
+    tree = parser.parse(source)
+    assert tree is not None, "the parser has a language and no timeout"
+    return not _has_error_in(tree.root_node, byte_start, byte_end)
+
+
+def breaks_parse(spec: LanguageSpec | None, parser: Parser | None, text: str, start: int,
+                 end: int, new_region: str) -> bool:
+    """Did text[start:end] parse, and does the text with `new_region` in its place not?"""
+    if spec is None or parser is None:
+        return False
+    if not parses(parser, text, start, end):
+        return False
+    new_text = text[:start] + new_region + text[end:]
+    return not parses(parser, new_text, start, start + len(new_region))
+
+
+def check_next_edit(*, text: str, start: int, end: int, new_region: str, cursor: int,
+                    history: Sequence[str], parser: Parser | None,
+                    spec: LanguageSpec | None) -> Reason | None:
+    """Why the rewrite of text[start:end] into `new_region` must not be shown, or None.
+    `history`: this document's diffs, oldest first (the open burst last)."""
+    old_region = text[start:end]
+    if new_region == old_region:
+        return None
+    new_text = text[:start] + new_region + text[end:]
+    if history and undoes_last_edit(text, new_text, history[-1]):
+        return "undoes_last_edit"
+    first_line = text.count("\n", 0, start)
+    cursor_line = text.count("\n", 0, cursor)
+    if unpointed_lines(old_region, new_region, first_line, cursor_line, history):
+        return "destructive"
+    if breaks_parse(spec, parser, text, start, end, new_region):
+        return "breaks_parse"
+    return None
+
+
+def check_instruction_edit(*, text: str, start: int, end: int, new_region: str,
+                           parser: Parser | None, spec: LanguageSpec | None) -> Reason | None:
+    if new_region != text[start:end] and breaks_parse(spec, parser, text, start, end,
+                                                      new_region):
+        return "breaks_parse"
+    return None

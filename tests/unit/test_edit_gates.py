@@ -1,0 +1,171 @@
+"""The quality gates on edits (lsp_server/edit_gates.py): each refusal, and the edits that
+must still pass them (a rename carried on, a sibling conversion, the cursor's own line)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lsp_server.context.languages import LanguageRegistry
+from lsp_server.edit_gates import (
+    check_instruction_edit,
+    check_next_edit,
+    parse_diff,
+    undoes_last_edit,
+    unpointed_lines,
+)
+from lsp_server.history import unified_diff
+
+REGISTRY = LanguageRegistry()
+PYTHON = REGISTRY.get("python")
+
+
+def _check(before: str, after: str, cursor_line: int, history: list[str],
+           spec_name: str = "python") -> str | None:
+    spec = REGISTRY.get(spec_name)
+    cursor = sum(len(line) + 1 for line in before.split("\n")[:cursor_line])
+    return check_next_edit(text=before, start=0, end=len(before), new_region=after,
+                           cursor=cursor, history=history, parser=REGISTRY.parser(spec),
+                           spec=spec)
+
+
+SOURCE = """\
+def report(rows):
+    total = 0
+    for row in rows:
+        total += row.amount
+    print("done")
+    log_count(rows)
+    return total
+"""
+
+
+def _renamed_history() -> list[str]:
+    before = SOURCE
+    after = SOURCE.replace("    total = 0", "    amount = 0")
+    return [unified_diff("a.py", before, after)]
+
+
+def test_a_rename_carried_to_the_next_lines_is_shown() -> None:
+    text = SOURCE.replace("    total = 0", "    amount = 0")
+    proposal = text.replace("total += row.amount", "amount += row.amount") \
+        .replace("return total", "return amount")
+    assert _check(text, proposal, cursor_line=1, history=_renamed_history()) is None
+
+
+def test_deleting_untouched_lines_far_from_the_cursor_is_suppressed() -> None:
+    text = SOURCE.replace("    total = 0", "    amount = 0")
+    proposal = text.replace('    print("done")\n    log_count(rows)\n', "")
+    assert _check(text, proposal, cursor_line=1, history=_renamed_history()) == "destructive"
+    assert unpointed_lines(text, proposal, 0, 1, _renamed_history()) == [4, 5]
+
+
+def test_with_no_history_only_lines_near_the_cursor_may_change() -> None:
+    near = SOURCE.replace('    print("done")', '    print("finished")')
+    assert _check(SOURCE, near, cursor_line=5, history=[]) is None
+    assert _check(SOURCE, near, cursor_line=0, history=[]) == "destructive"
+
+
+def test_insertions_and_blank_lines_are_never_destructive() -> None:
+    text = SOURCE + "\n\n"
+    grown = text.replace("    return total\n", "    return total\n\n\ndef other():\n"
+                         "    return 1\n")
+    assert _check(SOURCE, SOURCE.replace("    return total\n",
+                                         "    log_count(rows)\n    return total\n"),
+                  cursor_line=0, history=[]) is None
+    assert _check(text, grown.rstrip("\n") + "\n", cursor_line=0, history=[]) is None
+
+
+def test_a_conversion_applied_to_a_sibling_line_is_shown() -> None:
+    before = 'a = "%s" % x\nb = 1\nc = 2\nd = 3\ne = 4\nf = "%s" % y\n'
+    text = before.replace('a = "%s" % x', 'a = f"{x}"')
+    history = [unified_diff("a.py", before, text)]
+    proposal = text.replace('f = "%s" % y', 'f = f"{y}"')
+    assert _check(text, proposal, cursor_line=0, history=history) is None
+
+
+def test_a_new_argument_carried_to_a_call_site_is_shown() -> None:
+    before = "def area(w):\n    return w\n\n\n\n\nprint(area(3))\n"
+    text = before.replace("def area(w):", "def area(w, h):")
+    history = [unified_diff("a.py", before, text)]
+    proposal = text.replace("print(area(3))", "print(area(3, 4))")
+    assert _check(text, proposal, cursor_line=0, history=history) is None
+
+
+def test_an_edit_that_breaks_the_parse_is_suppressed() -> None:
+    proposal = SOURCE.replace("    for row in rows:", "    for row in rows")
+    assert _check(SOURCE, proposal, cursor_line=2, history=[]) == "breaks_parse"
+
+
+def test_a_region_that_did_not_parse_before_is_not_held_to_it() -> None:
+    broken = SOURCE.replace("    for row in rows:", "    for row in rows")
+    still = broken.replace("print(\"done\")", "print(\"done\"")
+    assert _check(broken, still, cursor_line=3, history=[]) is None
+
+
+@pytest.mark.parametrize(("name", "good", "bad"), [
+    ("rust", "fn f() -> i32 {\n    1\n}\n", "fn f() -> i32 {\n    1\n"),
+    ("go", "package a\n\nfunc f() int {\n\treturn 1\n}\n", "package a\n\nfunc f() int {\n"
+     "\treturn (1\n}\n"),
+    ("javascript", "function f() {\n  return 1;\n}\n", "function f() {\n  return [1;\n}\n"),
+    ("c", "int f(void) {\n  return 1;\n}\n", "int f(void) {\n  return 1\n"),
+])
+def test_the_parse_gate_in_other_languages(name: str, good: str, bad: str) -> None:
+    spec = REGISTRY.get(name)
+    assert check_instruction_edit(text=good, start=0, end=len(good), new_region=bad,
+                                  parser=REGISTRY.parser(spec), spec=spec) == "breaks_parse"
+    assert check_instruction_edit(text=good, start=0, end=len(good), new_region=good,
+                                  parser=REGISTRY.parser(spec), spec=spec) is None
+
+
+def test_an_instruction_edit_that_parses_passes() -> None:
+    region = "def f(x):\n    return x\n"
+    docstring = 'def f(x):\n    """Return x."""\n    return x\n'
+    assert check_instruction_edit(text=region, start=0, end=len(region), new_region=docstring,
+                                  parser=REGISTRY.parser(PYTHON), spec=PYTHON) is None
+
+
+def test_an_unknown_language_skips_the_parse_gate() -> None:
+    assert check_instruction_edit(text="a\n", start=0, end=2, new_region="(\n", parser=None,
+                                  spec=None) is None
+
+
+def test_undoing_the_last_edit_is_suppressed() -> None:
+    before = "x = 1\ny = 2\n"
+    text = "x = 10\ny = 2\n"
+    history = [unified_diff("a.py", before, text)]
+    assert undoes_last_edit(text, before, history[-1])
+    assert _check(text, before, cursor_line=0, history=history) == "undoes_last_edit"
+    # the same line changed on to something new is not an undo
+    assert not undoes_last_edit(text, "x = 11\ny = 2\n", history[-1])
+
+
+def test_undoing_one_hunk_of_several_is_suppressed_and_stale_diffs_are_ignored() -> None:
+    before = "".join(f"v{i} = {i}\n" for i in range(20))
+    text = before.replace("v1 = 1", "v1 = 100").replace("v15 = 15", "v15 = 150")
+    diff = unified_diff("a.py", before, text)
+    assert len(parse_diff(diff)) == 2
+    assert undoes_last_edit(text, text.replace("v15 = 150", "v15 = 15"), diff)
+    moved_on = text.replace("v15 = 150", "v15 = 151")
+    assert not undoes_last_edit(moved_on, moved_on.replace("v15 = 151", "v15 = 15"), diff)
+
+
+def test_deleting_the_line_the_user_just_added_is_an_undo() -> None:
+    before = "a = 1\nb = 2\n"
+    text = "a = 1\nnew = 3\nb = 2\n"
+    history = [unified_diff("a.py", before, text)]
+    assert _check(text, before, cursor_line=1, history=history) == "undoes_last_edit"
+
+
+@pytest.mark.parametrize("first_line", [0, 7])
+def test_parse_diff_reads_what_history_writes(first_line: int) -> None:
+    before = "".join(f"line {i}\n" for i in range(12))
+    after = before.replace("line 3\n", "").replace("line 9\n", "line 9!\nline 9b\n")
+    hunks = parse_diff(unified_diff("a.py", before, after, first_line=first_line))
+    old_lines, new_lines = before.split("\n"), after.split("\n")
+    for hunk in hunks:
+        start, new_start = hunk.old_start - first_line, hunk.new_start - first_line
+        assert tuple(old_lines[start:start + len(hunk.old)]) == hunk.old
+        assert tuple(new_lines[new_start:new_start + len(hunk.new)]) == hunk.new
+        for row, line in zip(hunk.added_rows, hunk.added, strict=True):
+            assert new_lines[row - first_line] == line
+    assert [h.removed for h in hunks] == [("line 3",), ("line 9",)]
