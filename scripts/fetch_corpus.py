@@ -106,8 +106,11 @@ class Downloader:
             raise RuntimeError(f"unknown registry {registry}")
         done = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=900)
         if done.returncode != 0 or not any(ARCHIVE.search(p.name) for p in folder.iterdir()):
-            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no archive"]
-            raise RuntimeError(f"download failed: {tail[0][:200]}")
+            lines = [line for line in (done.stderr + done.stdout).splitlines()
+                     if line.strip() and "complete log" not in line]
+            why = next((line for line in lines if re.search(r"error|unable|not find", line,
+                                                          re.I)), lines[-1] if lines else "")
+            raise RuntimeError(f"download failed: {why.strip()[:200] or 'no archive'}")
         (folder / ".done").write_text("")
         return folder
 
@@ -131,17 +134,29 @@ class Downloader:
 # --- archives --------------------------------------------------------------------------
 
 
+METADATA = re.compile(r"(PKG-INFO|package\.json|Cargo\.toml|copyright|licen[cs]e.*|copying.*)$",
+                      re.I)
+
+
+def wanted(path: str) -> bool:
+    """Source files of any corpus language and the files that state a licence."""
+    name = PurePosixPath(path).name
+    return PurePosixPath(name).suffix.lower() in cl.EXTENSION_LANGUAGE or bool(
+        METADATA.match(name))
+
+
 def archive_members(data: bytes, name: str) -> Iterator[tuple[str, bytes]]:
-    """(path, bytes) of the regular files up to 200 KB in a tar or zip archive."""
+    """(path, bytes) of the wanted regular files up to 200 KB in a tar or zip archive."""
     if name.endswith(".zip"):
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             for info in z.infolist():
-                if not info.is_dir() and info.file_size <= cl.MAX_FILE_BYTES:
+                if not info.is_dir() and info.file_size <= cl.MAX_FILE_BYTES \
+                        and wanted(info.filename):
                     yield info.filename, z.read(info)
         return
     with tarfile.open(fileobj=io.BytesIO(data)) as t:
         for member in t:
-            if member.isfile() and member.size <= cl.MAX_FILE_BYTES:
+            if member.isfile() and member.size <= cl.MAX_FILE_BYTES and wanted(member.name):
                 f = t.extractfile(member)
                 if f is not None:
                     yield member.name, f.read()

@@ -21,7 +21,8 @@ from lsp_server.context import languages  # noqa: E402
 
 @pytest.mark.parametrize("expr", [
     "MIT", "MIT-0", "Apache-2.0", "BSD-3-Clause", "ISC", "Zlib", "Unlicense", "BSL-1.0",
-    "0BSD", "PSF-2.0", "CC0-1.0", "Expat", "public-domain", "MIT OR Apache-2.0",
+    "0BSD", "PSF-2.0", "CC0-1.0", "Expat", "public-domain", "PD", "EPL-2.0 or EDL-1.0",
+    "MIT OR Apache-2.0",
     "MIT/Apache-2.0", "(MIT OR GPL-3.0) AND BSD-2-Clause", "GPL-2.0 OR MIT",
     "Apache-2.0 WITH LLVM-exception", "Apache License 2.0", "Apache License, Version 2.0",
     "BSD 3-Clause License", "MIT License", "Apache-2.0 (http://www.apache.org/licenses/)",
@@ -152,6 +153,7 @@ def test_secrets_are_dropped(secret):
     assert cl.has_secret(text)
     assert cl.text_reject_reason(text) == "secret"
     assert not cl.has_secret("def f():\n    password = get_password()\n")
+    assert not cl.has_secret('token_range = "%s-%s" % (token.start, token.end)\n')
 
 
 def test_duplicates_ignore_trailing_whitespace_and_line_endings():
