@@ -309,17 +309,22 @@ def add_splits(source: Path, target: Path, splits: dict[tuple[str, str], str]) -
 
 
 def totals(records: list[dict]) -> dict:
+    """Per corpus language: kept packages, files, bytes, held-out packages, the packages
+    not kept (refused, failed or empty) and files per server language (tsx apart)."""
     out: dict[str, dict] = {}
     for r in records:
         t = out.setdefault(r["language"], {"packages": 0, "files": 0, "bytes": 0,
-                                           "held_out_packages": 0, "refused": 0})
-        if r["status"] == "kept":
-            t["packages"] += 1
-            t["files"] += r["files"]
-            t["bytes"] += r["bytes"]
-            t["held_out_packages"] += r["split"] == "held_out"
-        else:
-            t["refused"] += 1
+                                           "held_out_packages": 0, "not_kept": 0,
+                                           "file_languages": defaultdict(int)})
+        if r["status"] != "kept":
+            t["not_kept"] += 1
+            continue
+        t["packages"] += 1
+        t["files"] += r["files"]
+        t["bytes"] += r["bytes"]
+        t["held_out_packages"] += r["split"] == "held_out"
+        for language, n in r["file_languages"].items():
+            t["file_languages"][language] += n
     return out
 
 
@@ -409,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     for language, t in sorted(manifest["totals"].items()):
         print(f"{language:11} {t['packages']:4} packages {t['files']:6} files "
               f"{t['bytes'] / 1e6:7.1f} MB  held out {t['held_out_packages']}  "
-              f"refused/failed {t['refused']}")
+              f"not kept {t['not_kept']}  {dict(t['file_languages'])}")
     print(f"release pairs: {manifest['release_pairs']}; output in {args.work / 'corpus'}")
     return 0
 

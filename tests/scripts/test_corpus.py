@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -228,20 +230,51 @@ def test_packages_json_is_well_formed():
     assert sum(p.registry == "npm" for p in pairs) >= 10
 
 
-def test_archive_helpers(tmp_path):
-    import io
-    import tarfile
-
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as t:
-        for name, data in (("package/package.json", b'{"license": "MIT"}'),
-                           ("package/src/a.ts", b"export const a = 1;\n")):
+def _tar(path: Path, files: dict[str, str]) -> None:
+    with tarfile.open(path, "w:gz") as t:
+        for name, text in files.items():
+            data = text.encode()
             info = tarfile.TarInfo(name)
             info.size = len(data)
             t.addfile(info, io.BytesIO(data))
-    members = fetch_corpus.strip_top(dict(fetch_corpus.archive_members(buf.getvalue(), "x.tgz")))
-    assert set(members) == {"package.json", "src/a.ts"}
-    pkg = fetch_corpus.Package("npm", "a", "1.0.0", "typescript")
-    assert fetch_corpus.licence_of(pkg, members, {}).ok
-    kept, dropped = fetch_corpus.source_files(pkg, members)
-    assert kept == {"src/a.ts": "export const a = 1;\n"} and dropped == {}
+
+
+def test_npm_release_build_with_pairs(tmp_path):
+    new, old = tmp_path / "new", tmp_path / "old"
+    new.mkdir(), old.mkdir()
+    _tar(new / "a-1.1.tgz", {"package/package.json": '{"license": "MIT"}',
+                             "package/src/a.ts": "export const a = 2;\n",
+                             "package/src/b.tsx": "export const B = () => <b/>;\n",
+                             "package/dist/a.js": "exports.a = 2;\n",
+                             "package/src/a.d.ts": "export declare const a: number;\n"})
+    _tar(old / "a-1.0.tgz", {"package/package.json": '{"license": "MIT"}',
+                             "package/src/a.ts": "export const a = 1;\n"})
+    pkg = fetch_corpus.Package("npm", "a", "1.1", "typescript", previous="1.0")
+    out = fetch_corpus.Outputs(io.StringIO(), io.StringIO())
+    seen = {cl.content_key("export const B = () => <b/>;\n")}  # an earlier package had it
+    record = fetch_corpus.build_package(pkg, new, old, seen, out)
+    rows = [json.loads(line) for line in out.files.getvalue().splitlines()]
+    assert [r["path"] for r in rows] == ["a/src/a.ts"]
+    assert record["status"] == "kept" and record["dropped"]["duplicate"] == 1
+    pairs = [json.loads(line) for line in out.pairs.getvalue().splitlines()]
+    assert [(p["path"], p["old_text"], p["new_version"]) for p in pairs] == [
+        ("a/src/a.ts", "export const a = 1;\n", "1.1")]
+
+
+def test_debian_release_licence_from_dep5(tmp_path):
+    (tmp_path / "x_1.0-2.dsc").write_text("Format: 3.0 (quilt)\nSource: x\nVersion: 1.0-2\n")
+    _tar(tmp_path / "x_1.0.orig.tar.gz", {"x-1.0/src/x.c": "int x(void) { return 1; }\n",
+                                          "x-1.0/src/x.h": "int x(void);\n"})
+    _tar(tmp_path / "x_1.0-2.debian.tar.gz", {"debian/copyright": (
+        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
+        "Files: *\nCopyright: 2020 X\nLicense: BSD-3-clause\n")})
+    pkg = fetch_corpus.Package("debian", "x", "", "c")
+    out = fetch_corpus.Outputs(io.StringIO(), io.StringIO())
+    record = fetch_corpus.build_package(pkg, tmp_path, None, set(), out)
+    assert (record["version"], record["licence"], record["files"]) == ("1.0-2", "BSD-3-clause", 2)
+    refused = tmp_path / "gpl"
+    refused.mkdir()
+    _tar(refused / "y_1.orig.tar.gz", {"y/COPYING": "GNU GENERAL PUBLIC LICENSE",
+                                       "y/y.c": "int y;\n"})
+    record = fetch_corpus.build_package(pkg, refused, None, set(), out)
+    assert record["status"] == "refused" and "GPL" in record["reason"]
