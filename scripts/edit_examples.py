@@ -49,7 +49,10 @@ _NOTES = ("TODO: handle the empty case", "NOTE: keep in sync with the docs",
 def typing(rng: random.Random, f: SourceFile, max_chars: int,
            syntax: Syntax | None = None) -> EditExample | None:
     """The user typed the start of a line (into a blank line, or a new one)."""
-    text = f.text
+    p = parsed_file(f, syntax, rng)
+    if p is None:
+        return None
+    text = p.text
     candidates, at = [], 0
     for body in text.split("\n"):
         if len(body.strip()) >= 4:
@@ -72,7 +75,7 @@ def typing(rng: random.Random, f: SourceFile, max_chars: int,
                      [(cursor, cursor, body[col:])], max_chars, syntax=syntax)
 
 
-def _literal_change(rng: random.Random, p_text: str, node_text: str) -> str | None:
+def _literal_change(rng: random.Random, node_text: str) -> str | None:
     if node_text[:1].isdigit():
         if not node_text.isdigit():
             return None
@@ -90,7 +93,7 @@ def no_edit(rng: random.Random, f: SourceFile, max_chars: int,
     comment added, or the last occurrence of a rename made (every earlier one is in the
     history)."""
     syntax = syntax or default_syntax()
-    p = parsed_file(f, syntax)
+    p = parsed_file(f, syntax, rng)
     if p is None:
         return None
     variant = rng.randrange(3)
@@ -100,7 +103,7 @@ def no_edit(rng: random.Random, f: SourceFile, max_chars: int,
         if not literals:
             return None
         node = rng.choice(literals)
-        new = _literal_change(rng, f.text, p.text_of(node))
+        new = _literal_change(rng, p.text_of(node))
         if new is None:
             return None
         changes = [(p.start(node), p.end(node), new)]
@@ -113,8 +116,8 @@ def no_edit(rng: random.Random, f: SourceFile, max_chars: int,
         if not statements:
             return None
         node = rng.choice(statements)
-        at = f.text.rfind("\n", 0, p.start(node)) + 1
-        indent = f.text[at:p.start(node)]
+        at = p.text.rfind("\n", 0, p.start(node)) + 1
+        indent = p.text[at:p.start(node)]
         if indent.strip():
             return None
         line = f"{indent}{comment} {rng.choice(_NOTES)}\n"
@@ -125,7 +128,7 @@ def no_edit(rng: random.Random, f: SourceFile, max_chars: int,
         if not candidates:
             return None
         old = rng.choice(sorted(candidates))
-        new = new_name(rng, old, f.language, f.text)
+        new = new_name(rng, old, f.language, p.text)
         uses = sorted(candidates[old], key=lambda n: n.start_byte)
         if new is None or len(uses) > 6:
             return None
@@ -133,7 +136,7 @@ def no_edit(rng: random.Random, f: SourceFile, max_chars: int,
         changes = [(p.start(n) + k * delta, p.end(n) + k * delta, new)
                    for k, n in enumerate(uses)]
         cursor = changes[-1][0] + len(new)
-    return next_edit("no_edit", f.language, f.path, f.text, changes, cursor, [], max_chars,
+    return next_edit("no_edit", f.language, f.path, p.text, changes, cursor, [], max_chars,
                      syntax=syntax, need_change=False)
 
 

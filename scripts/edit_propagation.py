@@ -17,10 +17,11 @@ import re
 
 from edit_conversions import converters_for
 from edit_core import EditExample, Replacement, next_edit, shift
-from edit_syntax import CALLS, Parsed, Syntax, default_syntax, styled, words_of
+from edit_syntax import CALLS, Parsed, Syntax, default_syntax, excerpt, styled, words_of
 from training_data import SourceFile
 from tree_sitter import Node
 
+DOCUMENT_LINES = 300  # a bigger file is cut down around the edit (the gates diff it whole)
 _SKIP_NAMES = frozenset({"self", "cls", "this", "_", "main", "super", "init", "new", "err",
                          "ok", "len", "print", "i", "j", "k"})
 _TOP = frozenset({"module", "program", "source_file", "translation_unit", "export_statement"})
@@ -32,10 +33,20 @@ _SWAPS = {"log": ("error", "warn", "debug", "info"), "info": ("debug", "warning"
           "Printf": ("Sprintf",), "printf": ("puts",), "add": ("remove",)}
 
 
-def parsed_file(f: SourceFile, syntax: Syntax | None = None) -> Parsed | None:
-    """The file's syntax tree, when its language is known and it parses cleanly."""
-    p = (syntax or default_syntax()).parse(f.language, f.text)
-    return p if p is not None and not p.root.has_error else None
+def parsed_file(f: SourceFile, syntax: Syntax | None = None,
+                rng: random.Random | None = None) -> Parsed | None:
+    """The file's syntax tree, when its language is known and it parses cleanly. With
+    `rng`, a file over DOCUMENT_LINES lines is cut down to the statements around a random
+    line (`excerpt`): the document of the example."""
+    syntax = syntax or default_syntax()
+    p = syntax.parse(f.language, f.text)
+    if p is None or p.root.has_error:
+        return None
+    lines = f.text.count("\n")
+    if rng is None or lines <= DOCUMENT_LINES:
+        return p
+    small = syntax.parse(f.language, excerpt(p, rng.randrange(lines), DOCUMENT_LINES))
+    return small if small is not None and not small.root.has_error else p
 
 
 def taken(text: str, name: str) -> bool:
@@ -88,13 +99,13 @@ def rename_candidates(p: Parsed) -> dict[str, list[Node]]:
 
 def rename(rng: random.Random, f: SourceFile, max_chars: int,
            syntax: Syntax | None = None) -> EditExample | None:
-    p = parsed_file(f, syntax)
+    p = parsed_file(f, syntax, rng)
     candidates = rename_candidates(p) if p is not None else {}
     if p is None or not candidates:
         return None
     old = rng.choice(sorted(candidates))
     uses = candidates[old]
-    new = new_name(rng, old, f.language, f.text)
+    new = new_name(rng, old, f.language, p.text)
     if new is None:
         return None
     definitions = [n for n in uses if p.is_definition(n)]
@@ -102,7 +113,7 @@ def rename(rng: random.Random, f: SourceFile, max_chars: int,
     start, end = p.start(first), p.end(first)
     others = [(p.start(n), p.end(n), new) for n in uses if n.id != first.id]
     targets = shift(others, end, len(new) - len(old))
-    return next_edit("rename", f.language, f.path, f.text, [(start, end, new)],
+    return next_edit("rename", f.language, f.path, p.text, [(start, end, new)],
                      start + len(new), targets, max_chars, syntax=syntax)
 
 
@@ -123,7 +134,7 @@ def _call_sites(p: Parsed) -> dict[str, list[tuple[Node, Node]]]:
 
 def replace_call(rng: random.Random, f: SourceFile, max_chars: int,
                  syntax: Syntax | None = None) -> EditExample | None:
-    p = parsed_file(f, syntax)
+    p = parsed_file(f, syntax, rng)
     if p is None:
         return None
     sites = {k: v for k, v in _call_sites(p).items() if len(v) >= 2}
@@ -134,14 +145,14 @@ def replace_call(rng: random.Random, f: SourceFile, max_chars: int,
     old = p.text_of(calls[0][1])
     swaps = [s for s in _SWAPS.get(old, ()) if not taken(key, s)]
     new = rng.choice(swaps) if swaps and rng.random() < 0.7 else \
-        new_name(rng, old, f.language, f.text)
+        new_name(rng, old, f.language, p.text)
     if new is None or new == old:
         return None
     _, changed = rng.choice(calls)
     start, end = p.start(changed), p.end(changed)
     others = [(p.start(n), p.end(n), new) for _, n in calls if n.id != changed.id]
     targets = shift(others, end, len(new) - len(old))
-    return next_edit("replace_call", f.language, f.path, f.text, [(start, end, new)],
+    return next_edit("replace_call", f.language, f.path, p.text, [(start, end, new)],
                      start + len(new), targets, max_chars, syntax=syntax)
 
 
@@ -198,7 +209,7 @@ def _insert_at_close(p: Parsed, bracketed: Node, item: str) -> Replacement:
 
 def add_argument(rng: random.Random, f: SourceFile, max_chars: int,
                  syntax: Syntax | None = None) -> EditExample | None:
-    p = parsed_file(f, syntax)
+    p = parsed_file(f, syntax, rng)
     if p is None:
         return None
     definitions = _definitions(p)
@@ -211,7 +222,7 @@ def add_argument(rng: random.Random, f: SourceFile, max_chars: int,
     kind = rng.randrange(2)
     name = styled("a_b" if f.language in ("python", "rust", "c", "cpp") else "aB",
                   words_of(rng.choice(_PARAMETER_NAMES[kind])), f.language)
-    if taken(f.text, name):
+    if taken(p.text, name):
         return None
     parameter, argument = (s.format(name=name) for s in _NEW_PARAMETERS[f.language][kind])
     keyword = False
@@ -232,13 +243,13 @@ def add_argument(rng: random.Random, f: SourceFile, max_chars: int,
     delta = len(change[2])
     targets = shift(targets, change[0], delta)
     cursor = rng.choice(targets)[0]
-    return next_edit("add_argument", f.language, f.path, f.text, [change], cursor, targets,
+    return next_edit("add_argument", f.language, f.path, p.text, [change], cursor, targets,
                      max_chars, syntax=syntax)
 
 
 def convert(rng: random.Random, f: SourceFile, max_chars: int,
             syntax: Syntax | None = None) -> EditExample | None:
-    p = parsed_file(f, syntax)
+    p = parsed_file(f, syntax, rng)
     if p is None:
         return None
     options = [sites for c in converters_for(f.language) if len(sites := c.sites(p)) >= 2]
@@ -248,5 +259,5 @@ def convert(rng: random.Random, f: SourceFile, max_chars: int,
     start, end, new = rng.choice(sites)
     others = [s for s in sites if s[0] != start]
     targets = shift(others, end, len(new) - (end - start))
-    return next_edit("convert", f.language, f.path, f.text, [(start, end, new)],
+    return next_edit("convert", f.language, f.path, p.text, [(start, end, new)],
                      start + len(new), targets, max_chars, syntax=syntax)

@@ -228,22 +228,37 @@ class Parsed:
         rules = _DEFINITIONS[family(self.language)]
         return (parent.type, "") in rules or (parent.type, _field_of(node)) in rules
 
+    @functools.cached_property
+    def _names(self) -> dict[str, list[Node]]:
+        """Identifier text -> the identifiers that are names (`is_name`), in order."""
+        out: dict[str, list[Node]] = {}
+        for node in self.nodes(frozenset({"identifier"})):
+            if self.is_name(node):
+                out.setdefault(self.text_of(node), []).append(node)
+        return out
+
     def names(self, name: str, under: Node | None = None) -> list[Node]:
-        return [n for n in self.nodes(frozenset({"identifier"}), under)
-                if self.text_of(n) == name and self.is_name(n)]
+        found = self._names.get(name, [])
+        if under is None:
+            return list(found)
+        return [n for n in found if under.start_byte <= n.start_byte and
+                n.end_byte <= under.end_byte]
+
+    @functools.cached_property
+    def _shorthands(self) -> frozenset[str]:
+        out = {self.text_of(node) for node in self.nodes(SHORTHANDS)}
+        if self.language == "rust":  # inline format arguments: "{name}", "{name:>4}"
+            for node in self.nodes(STRINGS["rust"]):
+                for part in self.text_of(node).split("{")[1:]:
+                    name = part.split("}")[0].split(":")[0]
+                    if name.isidentifier():
+                        out.add(name)
+        return frozenset(out)
 
     def has_shorthand(self, name: str) -> bool:
-        """Does `name` appear in a shorthand that a plain rename would break, or inside a
-        Rust format string (`{name}`)?"""
-        for node in self.nodes(SHORTHANDS):
-            if self.text_of(node) == name:
-                return True
-        if self.language == "rust":
-            for node in self.nodes(STRINGS["rust"]):
-                body = self.text_of(node)
-                if "{" + name + "}" in body or "{" + name + ":" in body:
-                    return True
-        return False
+        """Does `name` appear in a shorthand that a plain rename would break (`{x}` in
+        JavaScript, `S { x }` in Rust), or inside a Rust format string (`{x}`)?"""
+        return name in self._shorthands
 
     # -- functions and calls -------------------------------------------------------------
 
@@ -380,3 +395,37 @@ def styled(name_like: str, words: list[str], language: str) -> str:
         return joined.capitalize() if name_like[:1].isupper() else joined
     camel = words[0] + "".join(w.capitalize() for w in words[1:])
     return camel[:1].upper() + camel[1:] if name_like[:1].isupper() else camel
+
+
+def _own_lines(p: Parsed, node: Node) -> bool:
+    """Does the node have its lines to itself (only blanks before and after it)?"""
+    text = p.text
+    start, end = p.start(node), p.end(node)
+    return not text[line_start(text, start):start].strip() and \
+        not text[end:line_end(text, end)].strip()
+
+
+def excerpt(p: Parsed, center: int, max_lines: int) -> str:
+    """The document without the statements and members (whole lines) that lie entirely
+    outside the `max_lines` lines around 0-based line `center`: a big file made small
+    enough for the gates, which diff whole documents. The declarations that remain are
+    the file's own, so the excerpt parses wherever the file does (the caller checks)."""
+    lo, hi = center - max_lines // 2, center + max_lines // 2
+    cut: list[tuple[int, int]] = []  # line ranges [first, last] to drop
+
+    def visit(container: Node, depth: int) -> None:
+        for child in container.named_children:
+            first, last = child.start_point[0], child.end_point[0]
+            if (last < lo or first > hi) and _own_lines(p, child):
+                cut.append((first, last))
+            elif last - first > max_lines and depth < 3:
+                for block in child.named_children:
+                    if block.type in p.spec.block_types:
+                        visit(block, depth + 1)
+
+    visit(p.root, 0)
+    if not cut:
+        return p.text
+    lines = p.text.split("\n")
+    drop = {i for first, last in cut for i in range(first, last + 1)}
+    return "\n".join(line for i, line in enumerate(lines) if i not in drop)

@@ -106,23 +106,23 @@ def _instruction(rng: random.Random, plan: Plan, language: str) -> str:
     return text if rng.random() < 0.8 else text.lower()
 
 
-def from_plan(rng: random.Random, f: SourceFile, plan: Plan, max_chars: int,
+def from_plan(rng: random.Random, p: Parsed, path: str, plan: Plan, max_chars: int,
               syntax: Syntax | None = None) -> InstructionExample | None:
-    """The checked example that carries out `plan` on `f`, or None."""
-    text = f.text
+    """The checked example that carries out `plan` on the document `p`, or None."""
+    text, language = p.text, p.language
     if text[line_start(text, plan.start):plan.start].strip():
         return None  # the selection does not start its line
     region = selection_region(text, plan.start, plan.end)
     if any(s < region.start or e > region.end for s, e, _ in plan.replacements):
         return None
     rewrite = apply(text[region.start:region.end], plan.replacements, region.start)
-    example = fit(EditExample(plan.kind, f.language, f.path, text, region, (), rewrite,
-                              instruction=_instruction(rng, plan, f.language)), max_chars)
+    example = fit(EditExample(plan.kind, language, path, text, region, (), rewrite,
+                              instruction=_instruction(rng, plan, language)), max_chars)
     args = {**plan.args, "start": region.start, "tail": len(text) - region.end}
     if plan.satisfied:
         args["satisfied"] = 1
     if example is None or gate(example, syntax) is not None or \
-            not check_instruction(plan.kind, f.language, text, example.applied(), args, syntax):
+            not check_instruction(plan.kind, language, text, example.applied(), args, syntax):
         return None
     return InstructionExample(plan.kind, args, example)
 
@@ -137,9 +137,9 @@ def instruction_example(rng: random.Random, f: SourceFile, max_chars: int,
     kind = kind if kind is not None else (rng.choice(kinds) if kinds else None)
     if kind is None or kind not in kinds:
         return None
-    p = parsed_file(f, syntax)
+    p = parsed_file(f, syntax, rng)
     functions = named_functions(p) if p is not None else []
     if p is None or not functions:
         return None
     plan = KINDS[kind][0](rng, p, rng.choice(functions))
-    return from_plan(rng, f, plan, max_chars, syntax) if plan is not None else None
+    return from_plan(rng, p, f.path, plan, max_chars, syntax) if plan is not None else None
