@@ -17,7 +17,16 @@ import re
 
 from edit_conversions import converters_for
 from edit_core import EditExample, Replacement, next_edit, shift
-from edit_syntax import CALLS, Parsed, Syntax, default_syntax, excerpt, styled, words_of
+from edit_syntax import (
+    CALLS,
+    Parsed,
+    Syntax,
+    default_syntax,
+    line_end,
+    line_start,
+    styled,
+    words_of,
+)
 from training_data import SourceFile
 from tree_sitter import Node
 
@@ -47,6 +56,40 @@ def parsed_file(f: SourceFile, syntax: Syntax | None = None,
         return p
     small = syntax.parse(f.language, excerpt(p, rng.randrange(lines), DOCUMENT_LINES))
     return small if small is not None and not small.root.has_error else p
+
+
+def _own_lines(p: Parsed, node: Node) -> bool:
+    """Does the node have its lines to itself (only blanks before and after it)?"""
+    text = p.text
+    start, end = p.start(node), p.end(node)
+    return not text[line_start(text, start):start].strip() and \
+        not text[end:line_end(text, end)].strip()
+
+
+def excerpt(p: Parsed, center: int, max_lines: int) -> str:
+    """The document without the statements and members (whole lines) that lie entirely
+    outside the `max_lines` lines around 0-based line `center`: a big file made small
+    enough for the gates, which diff whole documents. The declarations that remain are
+    the file's own, so the excerpt parses wherever the file does (the caller checks)."""
+    lo, hi = center - max_lines // 2, center + max_lines // 2
+    cut: list[tuple[int, int]] = []  # line ranges [first, last] to drop
+
+    def visit(container: Node, depth: int) -> None:
+        for child in container.named_children:
+            first, last = child.start_point[0], child.end_point[0]
+            if (last < lo or first > hi) and _own_lines(p, child):
+                cut.append((first, last))
+            elif last - first > max_lines and depth < 3:
+                for block in child.named_children:
+                    if block.type in p.spec.block_types:
+                        visit(block, depth + 1)
+
+    visit(p.root, 0)
+    if not cut:
+        return p.text
+    lines = p.text.split("\n")
+    drop = {i for first, last in cut for i in range(first, last + 1)}
+    return "\n".join(line for i, line in enumerate(lines) if i not in drop)
 
 
 def taken(text: str, name: str) -> bool:

@@ -106,8 +106,11 @@ def python_return_type(fn: ast.FunctionDef) -> str | None:
     """The return type that is certain: None without a returned value (and no yield), the
     literal type when every return returns a literal of one type."""
     own = _own_nodes(fn)
-    if any(isinstance(n, ast.Yield | ast.YieldFrom | ast.Await) for n in own):
-        return None
+    if any(isinstance(n, ast.Yield | ast.YieldFrom | ast.Await | ast.Raise) for n in own):
+        return None  # a generator, a coroutine, or a stub that raises: not certain
+    if all(isinstance(s, ast.Pass) or (isinstance(s, ast.Expr) and
+                                       isinstance(s.value, ast.Constant)) for s in fn.body):
+        return None  # a stub (`...`, `pass`, a docstring)
     returns = [n for n in own if isinstance(n, ast.Return)]
     if all(r.value is None for r in returns):
         return "None"

@@ -199,6 +199,9 @@ def _ts_hints(p: Parsed, fn: Node, params: Node) -> tuple[list[Replacement], boo
         nested = [n for n in p.nodes(FUNCTIONS[p.language], body)]
         returns = [r for r in p.nodes(frozenset({"return_statement"}), body)
                    if not any(n.start_byte <= r.start_byte < n.end_byte for n in nested)]
+        stub = not [s for s in body.named_children if s.type != "comment"]
+        if stub or p.nodes(frozenset({"throw_statement"}), body):
+            return out, complete  # a stub, or a function that throws: not certain
         values = [r.named_children[0] if r.named_child_count else None for r in returns]
         kinds = {_literal_type(p, v) if v is not None else "void" for v in values} or {"void"}
         if len(kinds) == 1 and None not in kinds:
