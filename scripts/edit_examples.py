@@ -186,7 +186,7 @@ def mined(rng: random.Random, pair: ReleasePair, max_chars: int,
     """Hunks of the real diff up to one chosen at random are made (the newest one to three
     of them are the history); the rewrite makes the later hunks inside the region at the
     next hunk, where the cursor goes."""
-    language = pair.language if pair.language in LANGUAGES else ""
+    language = pair.language.lower() if pair.language.lower() in LANGUAGES else ""
     syntax = syntax or default_syntax()
     spec = syntax.spec(language) if language else syntax.registry.for_path(pair.path)
     if spec is None:
