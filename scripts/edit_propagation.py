@@ -35,7 +35,11 @@ _SKIP_NAMES = frozenset({"self", "cls", "this", "_", "main", "super", "init", "n
                          "ok", "len", "print", "i", "j", "k"})
 _TOP = frozenset({"module", "program", "source_file", "translation_unit", "export_statement"})
 _PREFIXES = ("new", "current", "next", "base", "raw", "final", "local", "old")
-_SUFFIXES = ("value", "count", "list", "items", "result", "info", "data", "total", "id")
+_SUFFIXES = ("value", "count", "list", "items", "result", "info", "data", "entry")
+# Kept in an excerpt wherever they are: what a file's code refers to.
+_HEADERS = frozenset({"package_clause", "package_declaration", "import_declaration",
+                      "import_statement", "import_from_statement", "future_import_statement",
+                      "preproc_include", "use_declaration", "using_declaration"})
 _SWAPS = {"log": ("error", "warn", "debug", "info"), "info": ("debug", "warning", "error"),
           "debug": ("info", "warning"), "println": ("eprintln",), "print": ("eprint",),
           "append": ("extend",), "push": ("unshift",), "Println": ("Print",),
@@ -77,7 +81,8 @@ def excerpt(p: Parsed, center: int, max_lines: int) -> str:
     def visit(container: Node, depth: int) -> None:
         for child in container.named_children:
             first, last = child.start_point[0], child.end_point[0]
-            if (last < lo or first > hi) and _own_lines(p, child):
+            if (last < lo or first > hi) and child.type not in _HEADERS and \
+                    _own_lines(p, child):
                 cut.append((first, last))
             elif last - first > max_lines and depth < 3:
                 for block in child.named_children:
