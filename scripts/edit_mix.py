@@ -50,6 +50,17 @@ def _attempt(rng: random.Random, part: str, files: Sequence[SourceFile],
     return KINDS[kind](rng, f, max_chars)
 
 
+def edit_task(rng: random.Random, f: SourceFile, max_chars: int
+              ) -> EditExample | InstructionExample | None:
+    """One attempt on one file, a part drawn by SHARES (mined left out): a drop-in for
+    `training_data.edit_task` (the result has `pieces()` and `rewrite`)."""
+    if f.language not in LANGUAGES:
+        return None
+    parts = [part for part in SHARES if part != "mined"]
+    part = rng.choices(parts, [SHARES[part] for part in parts])[0]
+    return _attempt(rng, part, [f], (), max_chars)
+
+
 def edit_examples(files: Sequence[SourceFile], seed: int, max_chars: int,
                   release_pairs: Iterable[ReleasePair] = ()) -> Iterator[Pieces]:
     """An endless, seeded stream of edit examples (prompt pieces, the rewrite and

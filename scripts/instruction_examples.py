@@ -80,6 +80,10 @@ class InstructionExample:
         return self.example.language
 
     @property
+    def rewrite(self) -> str:
+        return self.example.rewrite
+
+    @property
     def satisfied(self) -> bool:
         """The selection already did what was asked: the answer is "no change"."""
         return bool(self.args.get("satisfied"))

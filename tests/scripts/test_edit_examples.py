@@ -750,6 +750,15 @@ def test_the_mix_is_seeded_and_has_every_part() -> None:
     assert next(mined_only)[0] == "<|edit_history|>"
 
 
+def test_edit_task_is_a_drop_in_for_the_old_one() -> None:
+    made = [t for seed in range(30)
+            if (t := edit_mix.edit_task(random.Random(seed), FILES[seed % 9], 2400)) is not None]
+    assert len(made) > 10
+    for task in made:
+        pieces = task.pieces() + [task.rewrite, "<|endoftext|>"]
+        assert pieces == task.training_pieces()
+
+
 def test_held_out_tasks_are_fixed_lists() -> None:
     tasks = edit_mix.held_out_edit_tasks(FILES, 12, seed=5)
     assert tasks == edit_mix.held_out_edit_tasks(FILES, 12, seed=5)
