@@ -283,6 +283,23 @@ def _comment_docstring(pair: Pair, args: Args) -> bool:
     return ok and len(words) >= 2 and not doc_comment_above(pair.before, line)
 
 
+_TS_LITERALS = {"number": "number", "string": "string", "true": "boolean", "false": "boolean"}
+
+
+def _ts_parameter_types(p: Parsed, fn: Node) -> dict[str, tuple[str | None, str | None]]:
+    """Parameter name -> (its type annotation, the type of its literal default)."""
+    out: dict[str, tuple[str | None, str | None]] = {}
+    params = p.parameters(fn)
+    for child in params.named_children if params is not None else []:
+        pattern, value = child.child_by_field_name("pattern"), child.child_by_field_name("value")
+        annotation = child.child_by_field_name("type")
+        if pattern is not None:
+            out[p.text_of(pattern)] = (
+                p.text_of(annotation).lstrip(":").strip() if annotation is not None else None,
+                _TS_LITERALS.get(value.type) if value is not None else None)
+    return out
+
+
 def _ts_type_hints(pair: Pair, args: Args) -> bool:
     fb = _function_at(pair.before, str(args["name"]), int(args["line"]))
     fa = _function_at(pair.after, str(args["name"]), int(args["line"]))
@@ -292,6 +309,12 @@ def _ts_type_hints(pair: Pair, args: Args) -> bool:
     same = tokens(pair.before, pair.before.start(fb), pair.before.end(fb), skip) == \
         tokens(pair.after, pair.after.start(fa), pair.after.end(fa), skip)
     types = frozenset({"type_annotation"})
+    before, after = _ts_parameter_types(pair.before, fb), _ts_parameter_types(pair.after, fa)
+    for name, (annotation, literal) in before.items():
+        new = after.get(name, (None, None))[0]
+        if (annotation is not None and new != annotation) or \
+                (annotation is None and new is not None and literal not in (None, new)):
+            return False  # an annotation changed, or contradicts the literal default
     return same and len(pair.after.nodes(types, fa)) > len(pair.before.nodes(types, fb))
 
 

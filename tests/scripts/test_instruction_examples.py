@@ -168,6 +168,8 @@ function area(width, height = 2) {
      {"name": "area", "line": 0}, True),
     ("typescript", "type_hints", JS.replace("height = 2", "height: number = 3"),
      {"name": "area", "line": 0}, False),
+    ("typescript", "type_hints", JS.replace("height = 2", "height: string = 2"),
+     {"name": "area", "line": 0}, False),
     ("go", "docstring", "// Area returns the area.\nfunc Area() int {\n\treturn 2\n}\n",
      {"name": "Area", "line": 0}, True),
     ("go", "docstring", "// Returns the area.\nfunc Area() int {\n\treturn 2\n}\n",
