@@ -12,7 +12,8 @@ Shares of the stream (of the examples yielded, not of the attempts):
 | mined       | 10 %  | later hunks of a real diff between two releases              |
 
 Without release pairs the mined share goes to propagation. A part whose attempt fails is
-tried again (with another file), so the shares hold whatever the kinds' yields are.
+tried again (with another file), so the shares hold whatever the kinds' yields are, unless
+a part fails PART_TRIES times in a row (files or pairs that have nothing of it).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from training_data import Pieces, SourceFile
 
 SHARES = {"propagation": 0.30, "typing": 0.20, "no_edit": 0.15, "instruction": 0.25,
           "mined": 0.10}
+PART_TRIES = 200  # attempts at one part before another is drawn (its share then shrinks)
 MAX_MISSES = 10_000  # attempts in a row without an example: the files have none to give
 EDIT_TASK_KINDS = (*PROPAGATION, "typing", "no_edit")
 T = TypeVar("T")
@@ -84,6 +86,8 @@ def edit_examples(files: Sequence[SourceFile], seed: int, max_chars: int,
             misses += 1
             if misses >= MAX_MISSES:
                 raise RuntimeError(f"{MAX_MISSES} attempts in a row gave no edit example")
+            if misses % PART_TRIES == 0:
+                part = rng.choices(parts, weights)[0]
             continue
         misses = 0
         yield example.training_pieces()
