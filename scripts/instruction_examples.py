@@ -107,7 +107,8 @@ def kinds_for(language: str) -> list[str]:
 def _instruction(rng: random.Random, plan: Plan, language: str) -> str:
     block = "try/except" if language == "python" else "try/catch"
     text = rng.choice(PHRASINGS[plan.kind]).format(block=block, **plan.values)
-    return text if rng.random() < 0.8 else text.lower()
+    # sometimes typed in lower case (the names in it keep theirs)
+    return text if rng.random() < 0.8 else text[:1].lower() + text[1:]
 
 
 def from_plan(rng: random.Random, p: Parsed, path: str, plan: Plan, max_chars: int,
