@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from edit_syntax import Syntax, default_syntax
 from training_data import Pieces
 
-from lsp_server.edit_gates import Reason, check_instruction_edit, check_next_edit
+from lsp_server.edit_gates import Reason, check_instruction_edit, check_next_edit, parses
 from lsp_server.edits import BEFORE_LINE_STEP, EditRegion, choose_region
 from lsp_server.history import EditHistory
 
@@ -180,6 +180,8 @@ def next_edit(kind: str, language: str, path: str, original: str, changes: Seque
     if parsed is None or before is None or not history:
         return None
     region = choose_region(current, cursor, parsed.doc, parsed.spec)
+    if kind != "typing" and not parses(parsed.parser, current, region.start, region.end):
+        return None  # the region holds an ERROR node: what needs changing is unclear
     inside: list[Replacement] = []
     for start, end, new in targets:
         if region.start <= start and end <= region.end:

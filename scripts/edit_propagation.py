@@ -31,6 +31,7 @@ from training_data import SourceFile
 from tree_sitter import Node
 
 DOCUMENT_LINES = 300  # a bigger file is cut down around the edit (the gates diff it whole)
+MAX_ERROR_SHARE = 0.1  # of a file's bytes in ERROR nodes: more, and the file is not used
 _SKIP_NAMES = frozenset({"self", "cls", "this", "_", "main", "super", "init", "new", "err",
                          "ok", "len", "print", "i", "j", "k"})
 _TOP = frozenset({"module", "program", "source_file", "translation_unit", "export_statement"})
@@ -48,18 +49,20 @@ _SWAPS = {"log": ("error", "warn", "debug", "info"), "info": ("debug", "warning"
 
 def parsed_file(f: SourceFile, syntax: Syntax | None = None,
                 rng: random.Random | None = None) -> Parsed | None:
-    """The file's syntax tree, when its language is known and it parses cleanly. With
-    `rng`, a file over DOCUMENT_LINES lines is cut down to the statements around a random
-    line (`excerpt`): the document of the example."""
+    """The file's syntax tree, when its language is known and at most MAX_ERROR_SHARE of
+    it is in ERROR nodes (C macros trip the grammar). With `rng`, a file over
+    DOCUMENT_LINES lines is cut down to the statements around a random line (`excerpt`):
+    the document of the example."""
     syntax = syntax or default_syntax()
     p = syntax.parse(f.language, f.text)
-    if p is None or p.root.has_error:
+    if p is None or p.error_share > MAX_ERROR_SHARE:
         return None
     lines = f.text.count("\n")
     if rng is None or lines <= DOCUMENT_LINES:
         return p
     small = syntax.parse(f.language, excerpt(p, rng.randrange(lines), DOCUMENT_LINES))
-    return small if small is not None and not small.root.has_error else p
+    usable = small is not None and (not small.root.has_error or p.root.has_error)
+    return small if usable and small.error_share <= MAX_ERROR_SHARE else p
 
 
 def _own_lines(p: Parsed, node: Node) -> bool:
@@ -140,6 +143,8 @@ def rename_candidates(p: Parsed) -> dict[str, list[Node]]:
         else:
             scope = fn
         uses = p.names(name, scope)
+        if (scope or p.root).has_error:
+            continue  # some uses may be hidden in an ERROR node
         if len(uses) >= 2 and not p.has_shorthand(name):
             out[name] = uses
     return out

@@ -156,6 +156,18 @@ class Parsed:
             return False
         return True
 
+    @functools.cached_property
+    def error_share(self) -> float:
+        """The share of the source's bytes inside ERROR nodes."""
+        size, stack = 0, [self.root]
+        while stack:  # down the nodes that hold an error only
+            node = stack.pop()
+            if node.is_error:
+                size += node.end_byte - node.start_byte
+            else:
+                stack.extend(c for c in node.children if c.has_error)
+        return size / max(1, len(self.doc.source))
+
     def start(self, node: Node) -> int:
         return self.doc.char_offset(node.start_byte)
 
@@ -176,7 +188,8 @@ class Parsed:
             node = cursor.node
             assert node is not None
             out.setdefault(node.type, []).append(node)
-            if cursor.goto_first_child():
+            # what an ERROR node holds is not what it seems: no kind builds on it
+            if not node.is_error and cursor.goto_first_child():
                 continue
             while not cursor.goto_next_sibling():
                 if not cursor.goto_parent():
@@ -185,7 +198,7 @@ class Parsed:
     def nodes(self, types: frozenset[str] | None = None, under: Node | None = None
               ) -> list[Node]:
         """Nodes of `types` (default: all) under `under` (default: the root), in document
-        order."""
+        order; none inside an ERROR node."""
         keys = self._by_type.keys() if types is None else types
         found = [n for key in keys for n in self._by_type.get(key, ())]
         if under is not None:

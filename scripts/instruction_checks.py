@@ -20,6 +20,8 @@ from edit_conversions import PERCENT_SPEC
 from edit_syntax import COMMENTS, STRINGS, Parsed, Syntax, default_syntax
 from tree_sitter import Node
 
+from lsp_server.edit_gates import parses
+
 Args = Mapping[str, str | int]
 TRY_TYPES = frozenset({"try_statement"})
 HANDLERS = frozenset({"except_clause", "catch_clause"})
@@ -387,7 +389,11 @@ def check_instruction(kind: str, language: str, before: str, after: str, args: A
         return False
     syntax = syntax or default_syntax()
     parsed_before, parsed_after = syntax.parse(language, before), syntax.parse(language, after)
-    if parsed_before is None or parsed_after is None or not parsed_after.ok:
+    if parsed_before is None or parsed_after is None:
+        return False
+    # where the file did not parse before (C macros), the region must parse after
+    if not parsed_after.ok and (parsed_before.ok or not parses(
+            parsed_after.parser, after, start, after_end)):
         return False
     try:
         return CHECKS[kind](Pair(parsed_before, parsed_after, start, before_end, after_end),
