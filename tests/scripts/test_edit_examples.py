@@ -28,7 +28,7 @@ from lsp_server.edit_gates import check_next_edit  # noqa: E402
 from lsp_server.edits import build_edit_prompt, choose_region  # noqa: E402
 
 MODEL_DIR = Path(__file__).resolve().parents[2] / "engine" / "models" / "sparkedit-coder-3m"
-SEEDS = range(10)
+SEEDS = range(12)
 
 # Small sources, one per language: functions, calls, literals, repeated similar lines.
 SAMPLES = {
@@ -701,6 +701,21 @@ def test_no_edit_follows_a_change_in_the_region(examples: list[EditExample]) -> 
     for ex in (e for e in examples if e.kind == "no_edit"):
         assert ex.rewrite == ex.region_text and ex.history
         assert ex.region.start <= ex.region.cursor <= ex.region.end
+
+
+def test_a_file_with_a_few_errors_gives_examples_that_avoid_them() -> None:
+    path, text = SAMPLES["c"]
+    macro = "struct object {\n    PyObject_HEAD\n    int size;\n};\n\n"  # an ERROR node
+    f = td.SourceFile(path, macro + text, "MIT", language="c")
+    syntax = default_syntax()
+    assert not syntax.parses("c", f.text)
+    made = [ex for kind in ("rename", "no_edit", "typing") for seed in SEEDS
+            if (ex := ee.KINDS[kind](random.Random(seed), f, 4000)) is not None]
+    assert made
+    for ex in made:
+        assert ee.gate(ex) is None
+        # a region never holds the ERROR node (typing aside: its line is unfinished anyway)
+        assert ex.kind == "typing" or ex.region.start > len(macro)
 
 
 def _pair(language: str) -> ee.ReleasePair:

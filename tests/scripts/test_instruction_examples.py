@@ -33,7 +33,7 @@ def examples() -> list[ie.InstructionExample]:
     found = []
     for f in FILES:
         for kind in ie.kinds_for(f.language):
-            for seed in range(10):
+            for seed in range(12):
                 example = ie.instruction_example(random.Random(seed), f, 4000, kind)
                 if example is not None:
                     found.append(example)
