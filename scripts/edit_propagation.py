@@ -273,10 +273,12 @@ def add_argument(rng: random.Random, f: SourceFile, max_chars: int,
     key = rng.choice(sorted(calls))
     fn, params = definitions[key.removeprefix("self.").removeprefix("this.")]
     kind = rng.randrange(2)
-    name = styled("a_b" if f.language in ("python", "rust", "c", "cpp") else "aB",
-                  words_of(rng.choice(_PARAMETER_NAMES[kind])), f.language)
-    if taken(p.text, name):
+    style = "a_b" if f.language in ("python", "rust", "c", "cpp") else "aB"
+    free = [name for name in (styled(style, words_of(n), f.language)
+                              for n in _PARAMETER_NAMES[kind]) if not taken(p.text, name)]
+    if not free:
         return None
+    name = rng.choice(free)
     parameter, argument = (s.format(name=name) for s in _NEW_PARAMETERS[f.language][kind])
     keyword = False
     if f.language == "python" and any(c.type in ("default_parameter", "typed_default_parameter",
