@@ -131,15 +131,18 @@ def gate(workspace: Workspace, doc: Document, region: EditRegion, new_region: st
     """Why the rewrite must not be shown (edit_gates.py), or None."""
     spec = workspace.registry.for_document(doc.uri, doc.language_id)
     parser = workspace.registry.parser(spec) if spec is not None else None
+    tree = workspace.tree(doc.uri)
+    # the server's tree, when it is still the tree of this text, saves a parse from scratch
+    parsed = tree.tree if tree is not None and tree.text == doc.text else None
     if instruction:
         return check_instruction_edit(text=doc.text, start=region.start, end=region.end,
-                                      new_region=new_region, parser=parser, spec=spec)
+                                      new_region=new_region, parser=parser, tree=parsed)
     path = workspace.display_path(doc.uri)
     history = [entry.diff for entry in workspace.history.entries(include_open=True)
                if entry.path == path]
     return check_next_edit(text=doc.text, start=region.start, end=region.end,
                            new_region=new_region, cursor=region.cursor, history=history,
-                           parser=parser, spec=spec)
+                           parser=parser, tree=parsed)
 
 
 async def predict_edit(workspace: Workspace, doc: Document, offset: int, *, engine: Engine,

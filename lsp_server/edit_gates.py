@@ -23,9 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from tree_sitter import Node, Parser
-
-from lsp_server.context.languages import LanguageSpec
+from tree_sitter import Node, Parser, Tree
 
 Reason = Literal["destructive", "breaks_parse", "undoes_last_edit"]
 REASONS: tuple[Reason, ...] = ("destructive", "breaks_parse", "undoes_last_edit")
@@ -140,20 +138,36 @@ def unpointed_lines(old_region: str, new_region: str, first_line: int, cursor_li
     return out
 
 
-def undoes_last_edit(text: str, new_text: str, last_diff: str | None) -> bool:
-    """Does `new_text` (the document with the edit applied) put back what the last diff of
-    the document took out, for the whole diff or for one of its hunks?"""
+def _core(hunk: Hunk) -> tuple[int, tuple[str, ...], tuple[str, ...]]:
+    """The hunk without its context lines: (offset of the change in `hunk.new`, old, new)."""
+    lead = 0
+    while lead < min(len(hunk.old), len(hunk.new)) and hunk.old[lead] == hunk.new[lead]:
+        lead += 1
+    trail = 0
+    while (trail < min(len(hunk.old), len(hunk.new)) - lead
+           and hunk.old[-1 - trail] == hunk.new[-1 - trail]):
+        trail += 1
+    return lead, hunk.old[lead:len(hunk.old) - trail], hunk.new[lead:len(hunk.new) - trail]
+
+
+def undoes_last_edit(text: str, start: int, end: int, new_region: str,
+                     last_diff: str | None) -> bool:
+    """Does rewriting text[start:end] (whole lines) into `new_region` put back what the last
+    diff of the document took out, for the whole diff or for one of its hunks? Only hunks
+    inside the region count: the rewrite cannot touch the others."""
     if not last_diff:
         return False
-    current, proposed = text.split("\n"), new_text.split("\n")
+    first_line = text.count("\n", 0, start)
+    current, proposed = text[start:end].split("\n"), new_region.split("\n")
     proposal = {(i1, i2): proposed[j1:j2] for i1, i2, j1, j2 in _changed_blocks(current, proposed)}
     for hunk in parse_diff(last_diff):
-        if not hunk.removed and not hunk.added:
+        lead, old, new = _core(hunk)
+        if not old and not new:
             continue
-        end = hunk.new_start + len(hunk.new)
-        if tuple(current[hunk.new_start:end]) != hunk.new:
-            continue  # the text moved on since: this hunk is no longer the last edit
-        reverted = current[:hunk.new_start] + list(hunk.old) + current[end:]
+        row = hunk.new_start + lead - first_line  # where the change is, in region lines
+        if row < 0 or row + len(new) > len(current) or tuple(current[row:row + len(new)]) != new:
+            continue  # outside the region, or the text moved on since
+        reverted = current[:row] + list(old) + current[row + len(new):]
         for i1, i2, j1, j2 in _changed_blocks(current, reverted):
             if proposal.get((i1, i2)) == reverted[j1:j2]:
                 return True
@@ -174,48 +188,73 @@ def _has_error_in(node: Node, start: int, end: int) -> bool:
 
 def parses(parser: Parser, text: str, start: int, end: int) -> bool:
     """Does `text` parse without errors over its characters [start, end)?"""
-    source = text.encode("utf-8", "surrogatepass")
-    byte_start = len(text[:start].encode("utf-8", "surrogatepass"))
-    byte_end = byte_start + len(text[start:end].encode("utf-8", "surrogatepass"))
-    tree = parser.parse(source)
-    assert tree is not None, "the parser has a language and no timeout"
-    return not _has_error_in(tree.root_node, byte_start, byte_end)
+    tree = parser.parse(text.encode("utf-8", "surrogatepass"))
+    byte_start = _byte_len(text[:start])
+    return not _has_error_in(tree.root_node, byte_start, byte_start + _byte_len(text[start:end]))
 
 
-def breaks_parse(spec: LanguageSpec | None, parser: Parser | None, text: str, start: int,
-                 end: int, new_region: str) -> bool:
-    """Did text[start:end] parse, and does the text with `new_region` in its place not?"""
-    if spec is None or parser is None:
+def _byte_len(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _row_col(text: str) -> tuple[int, int]:
+    """The tree-sitter point at the end of `text`: (rows, bytes after the last newline)."""
+    return text.count("\n"), _byte_len(text[text.rfind("\n") + 1:])
+
+
+def breaks_parse(parser: Parser | None, text: str, start: int, end: int, new_region: str,
+                 tree: Tree | None = None) -> bool:
+    """Did text[start:end] parse, and does the text with `new_region` in its place not?
+    `tree`: the syntax tree of `text` when the caller has it (then the new text is parsed
+    incrementally from it); None parses from scratch."""
+    if parser is None:
         return False
-    if not parses(parser, text, start, end):
+    byte_start = _byte_len(text[:start])
+    old_end = byte_start + _byte_len(text[start:end])
+    new_end = byte_start + _byte_len(new_region)
+    if tree is None:
+        tree = parser.parse(text.encode("utf-8", "surrogatepass"))
+    if _has_error_in(tree.root_node, byte_start, old_end):
         return False
     new_text = text[:start] + new_region + text[end:]
-    return not parses(parser, new_text, start, start + len(new_region))
+    edited = tree.copy()
+    start_point = _row_col(text[:start])
+    edited.edit(start_byte=byte_start, old_end_byte=old_end, new_end_byte=new_end,
+                start_point=start_point,
+                old_end_point=_advance(start_point, text[start:end]),
+                new_end_point=_advance(start_point, new_region))
+    after = parser.parse(new_text.encode("utf-8", "surrogatepass"), edited)
+    return _has_error_in(after.root_node, byte_start, new_end)
+
+
+def _advance(point: tuple[int, int], inserted: str) -> tuple[int, int]:
+    rows, col = _row_col(inserted)
+    return (point[0] + rows, col) if rows else (point[0], point[1] + col)
 
 
 def check_next_edit(*, text: str, start: int, end: int, new_region: str, cursor: int,
                     history: Sequence[str], parser: Parser | None,
-                    spec: LanguageSpec | None) -> Reason | None:
+                    tree: Tree | None = None) -> Reason | None:
     """Why the rewrite of text[start:end] into `new_region` must not be shown, or None.
-    `history`: this document's diffs, oldest first (the open burst last)."""
+    `history`: this document's diffs, oldest first (the open burst last); `parser`: one for
+    the document's language (None: no parse gate); `tree`: the document's tree, if known."""
     old_region = text[start:end]
     if new_region == old_region:
         return None
-    new_text = text[:start] + new_region + text[end:]
-    if history and undoes_last_edit(text, new_text, history[-1]):
+    if history and undoes_last_edit(text, start, end, new_region, history[-1]):
         return "undoes_last_edit"
     first_line = text.count("\n", 0, start)
     cursor_line = text.count("\n", 0, cursor)
     if unpointed_lines(old_region, new_region, first_line, cursor_line, history):
         return "destructive"
-    if breaks_parse(spec, parser, text, start, end, new_region):
+    if breaks_parse(parser, text, start, end, new_region, tree):
         return "breaks_parse"
     return None
 
 
 def check_instruction_edit(*, text: str, start: int, end: int, new_region: str,
-                           parser: Parser | None, spec: LanguageSpec | None) -> Reason | None:
-    if new_region != text[start:end] and breaks_parse(spec, parser, text, start, end,
-                                                      new_region):
+                           parser: Parser | None, tree: Tree | None = None) -> Reason | None:
+    if new_region != text[start:end] and breaks_parse(parser, text, start, end, new_region,
+                                                      tree):
         return "breaks_parse"
     return None

@@ -151,15 +151,14 @@ def _keep_start(after: str, chars: int) -> int:
 def gate(example: EditExample, syntax: Syntax | None = None) -> Reason | None:
     """Why the language server would not show this rewrite (its gates), or None."""
     syntax = syntax or default_syntax()
-    spec = syntax.spec(example.language)
     parser = syntax.parser(example.language)
     r = example.region
     if example.instruction is not None:
         return check_instruction_edit(text=example.text, start=r.start, end=r.end,
-                                      new_region=example.rewrite, parser=parser, spec=spec)
+                                      new_region=example.rewrite, parser=parser)
     return check_next_edit(text=example.text, start=r.start, end=r.end,
                            new_region=example.rewrite, cursor=r.cursor,
-                           history=list(example.history), parser=parser, spec=spec)
+                           history=list(example.history), parser=parser)
 
 
 def next_edit(kind: str, language: str, path: str, original: str, changes: Sequence[Replacement],

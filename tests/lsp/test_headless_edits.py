@@ -39,10 +39,12 @@ def test_next_edit_prints_json_with_a_diff_and_a_one_based_span(tmp_path):
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert out["mode"] == "next-edit"
-    assert set(out) == {"mode", "text", "edit", "timing", "stats", "model"}
-    if out["edit"] is None:  # the untrained model may propose nothing
-        assert out["text"] == ""
+    keys = {"mode", "text", "edit", "timing", "stats", "model"}
+    if out["edit"] is None:  # the untrained model may propose nothing: then it says why
+        assert out["text"] == "" and set(out) == keys | {"reason"}
+        assert f"sparkedit suggest: {out['reason']}" in done.stderr
     else:
+        assert set(out) == keys
         assert out["text"].startswith(f"--- a/{path}\n+++ b/{path}\n")
         start, end = out["edit"]["start"], out["edit"]["end"]
         assert 1 <= start["line"] <= end["line"] <= CODE.count("\n") + 1
@@ -55,6 +57,8 @@ def test_an_instruction_means_an_edit_and_prints_a_diff(tmp_path):
     done = suggest(str(path), "--at", "2:5", "--instruction", "use keyword names")
     assert done.returncode == 0, done.stderr
     assert done.stdout == "" or done.stdout.startswith("--- a/")
+    if done.stdout == "":
+        assert "sparkedit suggest: no" in done.stderr or "nothing was changed" in done.stderr
 
 
 @pytest.mark.parametrize("mode", [["--mode", "next-edit"], ["--instruction", "use names"]])

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from fake_server import FakeServer, Script
 from lsprotocol import types
@@ -62,3 +63,83 @@ async def test_ghost_text_from_a_remote_target_with_redacted_context(tmp_path: P
     assert all(r.headers.get("authorization") == f"Bearer {KEY}" for r in fake.posts())
     logs = (await stderr_task).decode(errors="replace")
     assert KEY not in logs
+
+
+def plain(value: Any) -> Any:
+    """pygls's answer to a custom request (named tuples) as plain dicts and lists."""
+    if hasattr(value, "_asdict"):
+        return {k: plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+FUNCTION = '''def mean(values):
+    total = 0
+    for value in values:
+        total += value
+    print("summing done")
+    flush_logs()
+    return total / len(values)
+'''
+
+
+async def test_the_quality_gates_hold_back_bad_edits_and_say_why(tmp_path: Path):
+    """A rewrite that deletes lines nobody pointed at is not shown as a next edit (and is
+    counted); an instruction edit that does not parse is refused with the reason."""
+    renamed = FUNCTION.replace("    total = 0", "    acc = 0")
+    destructive = renamed.replace('    print("summing done")\n    flush_logs()\n', "")
+    broken = FUNCTION.replace("def mean(values):", "def mean(values)")
+    fake = FakeServer({"coder-test": Script(chunks=(destructive,))}).start()
+    (tmp_path / ".git").mkdir()
+    main = tmp_path / "stats.py"
+    main.write_text(FUNCTION)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPARKEDIT_REMOTE_")}
+    env.update(CEREBRAS_API_KEY=KEY, SPARKEDIT_REMOTE_BACKOFF="0.02")
+    client = LanguageClient("gates-test", "0")
+    messages: list[str] = []
+    client.feature(types.WINDOW_SHOW_MESSAGE)(lambda params: messages.append(params.message))
+    await client.start_io(sys.executable, "-m", "lsp_server.cli", "lsp", "--target", "cerebras",
+                          "--base-url", fake.base_url, "--model", "coder-test", env=env)
+    uri = main.as_uri()
+    try:
+        await asyncio.wait_for(client.initialize_async(types.InitializeParams(
+            root_uri=tmp_path.as_uri(), capabilities=types.ClientCapabilities(),
+            initialization_options={"statsFile": "off"})), 30)
+        client.initialized(types.InitializedParams())
+        client.text_document_did_open(types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1,
+                                                 text=FUNCTION)))
+        client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[types.TextDocumentContentChangePartial(
+                range=types.Range(start=types.Position(line=1, character=4),
+                                  end=types.Position(line=1, character=9)), text="acc")]))
+        answer = await asyncio.wait_for(client.protocol.send_request_async(
+            "sparkedit/nextEdit", {"textDocument": {"uri": uri, "version": 2},
+                                   "position": {"line": 1, "character": 7}}), 60)
+        assert fake.posts(), "the remote was asked"
+        assert plain(answer)["edits"] == []
+        status = await asyncio.wait_for(client.protocol.send_request_async(
+            "sparkedit/status", None), 10)
+        stats = plain(status)["stats"]
+        assert stats["suppressedEdits"] == 1 and stats["suppressedBy"] == {"destructive": 1}
+
+        fake.scripts["coder-test"] = Script(chunks=(broken,))
+        selection = {"start": {"line": 0, "character": 0}, "end": {"line": 7, "character": 0}}
+        refused = await asyncio.wait_for(client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="sparkedit.editSelection",
+                                       arguments=[uri, selection, "add a docstring"])), 60)
+        assert refused is None
+        for _ in range(50):
+            if messages:
+                break
+            await asyncio.sleep(0.05)
+        assert messages == ["sparkedit: nothing was changed: the proposed edit does not parse"]
+    finally:  # shut down even after a failed assertion: the engine holds the server's pipes
+        await asyncio.wait_for(client.shutdown_async(None), 20)
+        client.exit(None)
+        await asyncio.wait_for(client.stop(), 30)
+        fake.stop()

@@ -608,7 +608,7 @@ def test_every_rewrite_passes_the_servers_gates_and_parses(examples: list[EditEx
         r = ex.region
         reason = check_next_edit(text=ex.text, start=r.start, end=r.end, new_region=ex.rewrite,
                                  cursor=r.cursor, history=list(ex.history),
-                                 parser=syntax.parser(ex.language), spec=syntax.spec(ex.language))
+                                 parser=syntax.parser(ex.language))
         assert reason is None, (ex.language, ex.kind, reason)
         # every sample parses before the change, so every result must
         assert syntax.parses(ex.language, ex.applied()), (ex.language, ex.kind)

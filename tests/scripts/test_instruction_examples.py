@@ -70,8 +70,7 @@ def test_examples_pass_their_checks_and_the_servers_gate(
         e = ex.example
         assert ex.check(e.rewrite), (ex.language, ex.kind)
         reason = check_instruction_edit(text=e.text, start=e.region.start, end=e.region.end,
-                                        new_region=e.rewrite, parser=syntax.parser(e.language),
-                                        spec=syntax.spec(e.language))
+                                        new_region=e.rewrite, parser=syntax.parser(e.language))
         assert reason is None
         assert syntax.parses(e.language, e.applied())
         assert (e.rewrite == e.region_text) == ex.satisfied

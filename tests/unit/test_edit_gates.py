@@ -24,8 +24,7 @@ def _check(before: str, after: str, cursor_line: int, history: list[str],
     spec = REGISTRY.get(spec_name)
     cursor = sum(len(line) + 1 for line in before.split("\n")[:cursor_line])
     return check_next_edit(text=before, start=0, end=len(before), new_region=after,
-                           cursor=cursor, history=history, parser=REGISTRY.parser(spec),
-                           spec=spec)
+                           cursor=cursor, history=history, parser=REGISTRY.parser(spec))
 
 
 SOURCE = """\
@@ -112,31 +111,31 @@ def test_a_region_that_did_not_parse_before_is_not_held_to_it() -> None:
 def test_the_parse_gate_in_other_languages(name: str, good: str, bad: str) -> None:
     spec = REGISTRY.get(name)
     assert check_instruction_edit(text=good, start=0, end=len(good), new_region=bad,
-                                  parser=REGISTRY.parser(spec), spec=spec) == "breaks_parse"
+                                  parser=REGISTRY.parser(spec)) == "breaks_parse"
     assert check_instruction_edit(text=good, start=0, end=len(good), new_region=good,
-                                  parser=REGISTRY.parser(spec), spec=spec) is None
+                                  parser=REGISTRY.parser(spec)) is None
 
 
 def test_an_instruction_edit_that_parses_passes() -> None:
     region = "def f(x):\n    return x\n"
     docstring = 'def f(x):\n    """Return x."""\n    return x\n'
     assert check_instruction_edit(text=region, start=0, end=len(region), new_region=docstring,
-                                  parser=REGISTRY.parser(PYTHON), spec=PYTHON) is None
+                                  parser=REGISTRY.parser(PYTHON)) is None
 
 
 def test_an_unknown_language_skips_the_parse_gate() -> None:
-    assert check_instruction_edit(text="a\n", start=0, end=2, new_region="(\n", parser=None,
-                                  spec=None) is None
+    assert check_instruction_edit(text="a\n", start=0, end=2, new_region="(\n",
+                                  parser=None) is None
 
 
 def test_undoing_the_last_edit_is_suppressed() -> None:
     before = "x = 1\ny = 2\n"
     text = "x = 10\ny = 2\n"
     history = [unified_diff("a.py", before, text)]
-    assert undoes_last_edit(text, before, history[-1])
+    assert undoes_last_edit(text, 0, len(text), before, history[-1])
     assert _check(text, before, cursor_line=0, history=history) == "undoes_last_edit"
     # the same line changed on to something new is not an undo
-    assert not undoes_last_edit(text, "x = 11\ny = 2\n", history[-1])
+    assert not undoes_last_edit(text, 0, len(text), "x = 11\ny = 2\n", history[-1])
 
 
 def test_undoing_one_hunk_of_several_is_suppressed_and_stale_diffs_are_ignored() -> None:
@@ -144,9 +143,10 @@ def test_undoing_one_hunk_of_several_is_suppressed_and_stale_diffs_are_ignored()
     text = before.replace("v1 = 1", "v1 = 100").replace("v15 = 15", "v15 = 150")
     diff = unified_diff("a.py", before, text)
     assert len(parse_diff(diff)) == 2
-    assert undoes_last_edit(text, text.replace("v15 = 150", "v15 = 15"), diff)
+    assert undoes_last_edit(text, 0, len(text), text.replace("v15 = 150", "v15 = 15"), diff)
     moved_on = text.replace("v15 = 150", "v15 = 151")
-    assert not undoes_last_edit(moved_on, moved_on.replace("v15 = 151", "v15 = 15"), diff)
+    assert not undoes_last_edit(moved_on, 0, len(moved_on),
+                                moved_on.replace("v15 = 151", "v15 = 15"), diff)
 
 
 def test_deleting_the_line_the_user_just_added_is_an_undo() -> None:
@@ -169,3 +169,33 @@ def test_parse_diff_reads_what_history_writes(first_line: int) -> None:
         for row, line in zip(hunk.added_rows, hunk.added, strict=True):
             assert new_lines[row - first_line] == line
     assert [h.removed for h in hunks] == [("line 3",), ("line 9",)]
+
+
+def test_undo_is_judged_inside_a_region_in_the_middle_of_the_document() -> None:
+    before = "".join(f"v{i} = {i}\n" for i in range(30))
+    text = before.replace("v20 = 20", "v20 = 200")
+    diff = unified_diff("a.py", before, text)
+    start = text.index("v18 =")
+    end = text.index("v24 =")
+    region = text[start:end]
+    assert undoes_last_edit(text, start, end, region.replace("v20 = 200", "v20 = 20"), diff)
+    assert not undoes_last_edit(text, start, end, region.replace("v20 = 200", "v20 = 201"), diff)
+    # a region that does not hold the change cannot undo it
+    other = text.index("v2 =")
+    assert not undoes_last_edit(text, other, start, text[other:start].replace("v3", "w3"), diff)
+
+
+@pytest.mark.parametrize("with_tree", [False, True])
+def test_the_parse_gate_gives_the_same_answer_from_the_servers_tree(with_tree: bool) -> None:
+    parser = REGISTRY.parser(PYTHON)
+    text = "# é ünïcode\n" + SOURCE + "\n\ndef other():\n    return 'ß'\n"
+    start = text.index("def report")
+    end = text.index("\n\n\ndef other") + 1
+    tree = parser.parse(text.encode()) if with_tree else None
+    region = text[start:end]
+    broken = region.replace("    for row in rows:", "    for row in rows")
+    fine = region.replace("total", "amount")
+    assert check_instruction_edit(text=text, start=start, end=end, new_region=broken,
+                                  parser=parser, tree=tree) == "breaks_parse"
+    assert check_instruction_edit(text=text, start=start, end=end, new_region=fine,
+                                  parser=parser, tree=tree) is None
