@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 import tomllib
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -389,6 +390,26 @@ def load_corpus(work: Path) -> list[td.SourceFile]:
                 files.append(td.SourceFile(r["path"], r["text"], r["licence"], r["language"],
                                            r["package"], r["split"]))
     return files
+
+
+def language_totals(records: Iterable[Mapping]) -> dict:
+    """Per corpus language: kept packages, files, bytes, held-out packages, the packages
+    not kept (refused, failed or empty) and files per server language (tsx apart)."""
+    out: dict[str, dict] = {}
+    for r in records:
+        t = out.setdefault(r["language"], {"packages": 0, "files": 0, "bytes": 0,
+                                           "held_out_packages": 0, "not_kept": 0,
+                                           "file_languages": defaultdict(int)})
+        if r["status"] != "kept":
+            t["not_kept"] += 1
+            continue
+        t["packages"] += 1
+        t["files"] += r["files"]
+        t["bytes"] += r["bytes"]
+        t["held_out_packages"] += r["split"] == "held_out"
+        for language, n in r["file_languages"].items():
+            t["file_languages"][language] += n
+    return out
 
 
 def card_table(manifest: Mapping) -> str:

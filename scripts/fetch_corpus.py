@@ -17,14 +17,16 @@ defaults to $SPARKEDIT_TRAIN_DIR or ~/.cache/sparkedit/train, outside the git tr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
+import threading
 import time
 import zipfile
 from collections import defaultdict
@@ -53,6 +55,8 @@ class Package:
     version: str
     language: str  # a corpus group (corpus_lib.GROUP_LANGUAGES)
     previous: str = ""
+    include: tuple[str, ...] = ()  # keep only paths under these folders (all when empty)
+    max_bytes: int = MAX_PACKAGE_BYTES
 
     @property
     def key(self) -> tuple[str, str]:
@@ -65,9 +69,13 @@ def default_work() -> Path:
 
 
 def load_packages(path: Path = PACKAGES_JSON) -> list[Package]:
+    """The entries of packages.json; a package's cap is its own `max_bytes`, else its
+    language's `max_package_bytes`, else MAX_PACKAGE_BYTES."""
     data = json.loads(path.read_text(encoding="utf-8"))
+    caps = data.get("max_package_bytes", {})
     return [Package(p["registry"], p["name"], p.get("version", ""), language,
-                    p.get("previous", ""))
+                    p.get("previous", ""), tuple(p.get("include", ())),
+                    p.get("max_bytes") or caps.get(language) or MAX_PACKAGE_BYTES)
             for language, entries in data["languages"].items() for p in entries]
 
 
@@ -81,6 +89,8 @@ class Downloader:
         self.root = work / "downloads"
         self.apt_dir = work / "apt"
         self.apt_error = ""
+        # Concurrent apt-get runs on one private cache fail each other's downloads.
+        self._apt_lock = threading.Lock()
 
     def folder(self, registry: str, name: str, version: str) -> Path:
         safe = name.replace("@", "").replace("/", "__")
@@ -93,7 +103,7 @@ class Downloader:
             return folder
         folder.mkdir(parents=True, exist_ok=True)
         if registry == "pypi":
-            cmd = [sys.executable, "-m", "pip", "download", "--no-binary", ":all:",
+            cmd = [sys.executable, "-m", "pip", "download", "--no-binary", name,
                    "--no-deps", "--quiet", f"{name}=={version}", "-d", str(folder)]
         elif registry == "npm":
             cmd = ["npm", "pack", "--loglevel=error", f"{name}@{version}", "--pack-destination",
@@ -104,11 +114,16 @@ class Downloader:
             cmd = ["apt-get", *self.apt_options(), "source", "--download-only", "-q", name]
         else:
             raise RuntimeError(f"unknown registry {registry}")
-        done = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=900)
-        if done.returncode != 0 or not any(ARCHIVE.search(p.name) for p in folder.iterdir()):
+        with self._apt_lock if registry == "debian" else contextlib.nullcontext():
+            done = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=900)
+        upstream = [p for p in folder.iterdir()
+                    if ARCHIVE.search(p.name) and ".debian.tar." not in p.name]
+        # Debian's mirror here lacks some files: the upstream tarball alone will do (the
+        # licence then comes from Cargo.toml or a LICENSE file).
+        if not upstream or (done.returncode != 0 and registry != "debian"):
             lines = [line for line in (done.stderr + done.stdout).splitlines()
                      if line.strip() and "complete log" not in line]
-            why = next((line for line in lines if re.search(r"error|unable|not find", line,
+            why = next((line for line in lines if re.search(r"^E:|error|unable|fail", line,
                                                           re.I)), lines[-1] if lines else "")
             raise RuntimeError(f"download failed: {why.strip()[:200] or 'no archive'}")
         (folder / ".done").write_text("")
@@ -220,7 +235,8 @@ def source_files(package: Package, files: dict[str, bytes]) -> tuple[dict[str, s
     dropped: dict[str, int] = defaultdict(int)
     for path, data in files.items():
         language = cl.language_of(path, cpp_headers)
-        if language not in wanted:
+        if language not in wanted or (
+                package.include and not path.startswith(package.include)):
             continue
         text = cl.decode_text(data)
         reason = cl.path_reject_reason(path) or ("not_utf8" if text is None else None)
@@ -248,6 +264,8 @@ def build_package(package: Package, folder: Path, previous: Path | None, seen: s
     record = {"registry": package.registry, "name": package.name, "version": version,
               "language": package.language, "licence": "", "files": 0, "bytes": 0,
               "split": "", "status": "kept", "reason": ""}
+    if package.registry == "debian" and package.version not in ("", version):
+        record["listed_version"] = package.version  # bookworm moved on since the listing
     verdict = licence_of(package, files, debian)
     record["licence"] = verdict.declared
     if not verdict.ok:
@@ -256,15 +274,13 @@ def build_package(package: Package, folder: Path, previous: Path | None, seen: s
         return {**record, "status": "refused", "reason": reason}
     texts, dropped = source_files(package, files)
     record["dropped"] = dropped
-    unique = []
-    for path, text in sorted(texts.items()):
-        key = cl.content_key(text)
-        if key not in seen:
-            seen.add(key)
-            unique.append((path, text))
+    keys = {path: cl.content_key(text) for path, text in texts.items()}
+    firsts = {key: path for path, key in sorted(keys.items(), reverse=True)}  # first path wins
+    unique = [(path, texts[path]) for key, path in firsts.items() if key not in seen]
     dropped["duplicate"] = len(texts) - len(unique)
-    chosen = cl.within_cap(unique, MAX_PACKAGE_BYTES)
+    chosen = cl.within_cap(unique, package.max_bytes)
     dropped["over_cap"] = len(unique) - len(chosen)
+    seen.update(keys[path] for path, _ in chosen)
     files_by_lang: dict[str, int] = defaultdict(int)
     cpp_headers = cl.headers_are_cpp(files, package.language)
     for path, text in chosen:
@@ -308,26 +324,6 @@ def add_splits(source: Path, target: Path, splits: dict[tuple[str, str], str]) -
     source.unlink()
 
 
-def totals(records: list[dict]) -> dict:
-    """Per corpus language: kept packages, files, bytes, held-out packages, the packages
-    not kept (refused, failed or empty) and files per server language (tsx apart)."""
-    out: dict[str, dict] = {}
-    for r in records:
-        t = out.setdefault(r["language"], {"packages": 0, "files": 0, "bytes": 0,
-                                           "held_out_packages": 0, "not_kept": 0,
-                                           "file_languages": defaultdict(int)})
-        if r["status"] != "kept":
-            t["not_kept"] += 1
-            continue
-        t["packages"] += 1
-        t["files"] += r["files"]
-        t["bytes"] += r["bytes"]
-        t["held_out_packages"] += r["split"] == "held_out"
-        for language, n in r["file_languages"].items():
-            t["file_languages"][language] += n
-    return out
-
-
 def fetch(packages: list[Package], work: Path, workers: int = 3) -> dict:
     downloader = Downloader(work)
     if any(p.registry == "debian" for p in packages):
@@ -347,10 +343,13 @@ def fetch(packages: list[Package], work: Path, workers: int = 3) -> dict:
             return current, None, f"previous {p.previous}: {exc}"
         return current, previous, ""
 
-    with ThreadPoolExecutor(workers) as pool, \
-            tempfile.TemporaryDirectory(dir=corpus) as tmp:
+    # Rows without their split until every package is done; a stopped run leaves only this.
+    partial = corpus / ".partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    with ThreadPoolExecutor(workers) as pool:
         futures: list[Future] = [pool.submit(both, p) for p in order]
-        files_tmp, pairs_tmp = Path(tmp) / "files.jsonl", Path(tmp) / "pairs.jsonl"
+        files_tmp, pairs_tmp = partial / "files.jsonl", partial / "pairs.jsonl"
         with open(files_tmp, "w", encoding="utf-8") as f, \
                 open(pairs_tmp, "w", encoding="utf-8") as g:
             out = Outputs(f, g)
@@ -381,8 +380,9 @@ def fetch(packages: list[Package], work: Path, workers: int = 3) -> dict:
             r["split"] = splits.get((r["registry"], r["name"]), "")
         add_splits(files_tmp, corpus / "files.jsonl", splits)
         add_splits(pairs_tmp, corpus / "release_pairs.jsonl", splits)
+    partial.rmdir()
     manifest = {"seconds": round(time.monotonic() - started), "packages": records,
-                "totals": totals(records),
+                "totals": cl.language_totals(records),
                 "release_pairs": sum(r.get("release_pairs", 0) for r in records)}
     (corpus / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest

@@ -197,6 +197,19 @@ def test_split_is_by_package_stable_and_holds_out_enough():
 # --- outputs ---------------------------------------------------------------------------
 
 
+def test_language_totals():
+    records = [
+        {"language": "typescript", "status": "kept", "files": 3, "bytes": 30, "split": "train",
+         "file_languages": {"typescript": 2, "tsx": 1}},
+        {"language": "typescript", "status": "kept", "files": 1, "bytes": 5,
+         "split": "held_out", "file_languages": {"typescript": 1}},
+        {"language": "typescript", "status": "refused", "files": 0, "bytes": 0, "split": ""}]
+    t = cl.language_totals(records)["typescript"]
+    assert (t["packages"], t["files"], t["bytes"], t["held_out_packages"], t["not_kept"]) == (
+        2, 4, 35, 1, 1)
+    assert t["file_languages"] == {"typescript": 3, "tsx": 1}
+
+
 def test_load_corpus_and_card(tmp_path):
     (tmp_path / "corpus").mkdir()
     rows = [{"package": "left-pad", "registry": "npm", "version": "1.0.0", "licence": "MIT",
@@ -230,6 +243,20 @@ def test_packages_json_is_well_formed():
     assert sum(p.registry == "npm" for p in pairs) >= 10
 
 
+def test_package_caps_and_include(tmp_path):
+    listing = {"max_package_bytes": {"c": 1000}, "languages": {
+        "c": [{"registry": "debian", "name": "zlib", "version": "1"}],
+        "rust": [{"registry": "debian", "name": "rustc", "include": ["library/"],
+                  "max_bytes": 5}, {"registry": "debian", "name": "rust-clap"}]}}
+    (tmp_path / "p.json").write_text(json.dumps(listing))
+    zlib, rustc, clap = fetch_corpus.load_packages(tmp_path / "p.json")
+    assert (zlib.max_bytes, rustc.max_bytes, clap.max_bytes) == (
+        1000, 5, fetch_corpus.MAX_PACKAGE_BYTES)
+    files = {"library/core/lib.rs": b"pub fn f() {}\n", "src/test/ui/x.rs": b"fn main() {}\n"}
+    kept, _ = fetch_corpus.source_files(rustc, files)
+    assert list(kept) == ["library/core/lib.rs"]
+
+
 def _tar(path: Path, files: dict[str, str]) -> None:
     with tarfile.open(path, "w:gz") as t:
         for name, text in files.items():
@@ -259,6 +286,28 @@ def test_npm_release_build_with_pairs(tmp_path):
     pairs = [json.loads(line) for line in out.pairs.getvalue().splitlines()]
     assert [(p["path"], p["old_text"], p["new_version"]) for p in pairs] == [
         ("a/src/a.ts", "export const a = 1;\n", "1.1")]
+
+
+def test_duplicates_across_packages_and_the_cap(tmp_path):
+    same = "int shared(void) { return 42; }\n"
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir(), second.mkdir()
+    _tar(first / "a-1.tgz", {"package/package.json": '{"license": "MIT"}',
+                             "package/x.c": same, "package/copy.c": same})
+    _tar(second / "b-1.tgz", {"package/package.json": '{"license": "MIT"}',
+                              "package/y.c": same})
+    out = fetch_corpus.Outputs(io.StringIO(), io.StringIO())
+    seen: set[str] = set()
+    capped = fetch_corpus.Package("npm", "a", "1", "c", max_bytes=10)
+    assert fetch_corpus.build_package(capped, first, None, seen, out)["files"] == 0
+    assert not seen  # a file the cap left out does not hide its copies elsewhere
+    a = fetch_corpus.build_package(fetch_corpus.Package("npm", "a", "1", "c"), first, None,
+                                   seen, out)
+    b = fetch_corpus.build_package(fetch_corpus.Package("npm", "b", "1", "c"), second, None,
+                                   seen, out)
+    assert (a["files"], a["dropped"]["duplicate"]) == (1, 1)
+    assert (b["files"], b["status"]) == (0, "empty")
+    assert '"path": "a/copy.c"' in out.files.getvalue()  # the first path of a package wins
 
 
 def test_debian_release_licence_from_dep5(tmp_path):
