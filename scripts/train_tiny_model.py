@@ -11,8 +11,11 @@ Steps, each resumable from the work folder:
    then the exported folder is loaded through the engine and its logits compared with
    the torch model's.
 
-Usage: python scripts/train_tiny_model.py --steps 2400 [--work .train] [--out DIR]
-Needs the `train` extra (torch==2.13.0).
+Usage: python scripts/train_tiny_model.py --steps 2400 [--long-steps N] [--out DIR]
+Needs the `train` extra (torch==2.13.0). Checkpoints, token streams and the loss log live in
+$SPARKEDIT_TRAIN_DIR/runs/<out name> (default ~/.cache/sparkedit/train), outside the work
+tree; a rerun resumes from the checkpoint, or, when there is none, warm-starts from the
+exported model in --out if it has this shape. train_setup.py picks corpus and example mix.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+import train_setup as setup
 import training_data as td
 from safetensors.torch import save_file
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -159,20 +163,6 @@ def train_tokenizer(files: list[td.SourceFile], vocab_size: int) -> Tokenizer:
     return tok
 
 
-def token_stream(files: list[td.SourceFile], encoder: td.Encoder, n_tokens: int, seed: int,
-                 max_chars: int) -> np.ndarray:
-    out = np.empty(n_tokens, dtype=np.uint16)
-    filled = 0
-    for pieces in td.examples(files, seed, max_chars):
-        ids = encoder.encode(pieces)
-        take = min(len(ids), n_tokens - filled)
-        out[filled:filled + take] = ids[:take]
-        filled += take
-        if filled >= n_tokens:
-            return out
-    raise AssertionError("the example stream is endless")
-
-
 def batch(stream: np.ndarray, rng: np.random.Generator, size: int, seq: int) -> torch.Tensor:
     starts = rng.integers(0, len(stream) - seq - 1, size)
     return torch.from_numpy(np.stack([stream[s:s + seq + 1] for s in starts]).astype(np.int64))
@@ -188,17 +178,19 @@ def learning_rate(step: int, progress: float, peak: float, warmup: int) -> float
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
-def loss_of(model: Decoder, xy: torch.Tensor) -> torch.Tensor:
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+def loss_of(model: Decoder, xy: torch.Tensor, dtype: torch.dtype = torch.float32
+            ) -> torch.Tensor:
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
         logits = model(xy[:, :-1])
     return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), xy[:, 1:].reshape(-1))
 
 
 @torch.no_grad()
-def validation_loss(model: Decoder, stream: np.ndarray, seq: int, batches: int = 8) -> float:
+def validation_loss(model: Decoder, stream: np.ndarray, seq: int, batches: int = 8,
+                    dtype: torch.dtype = torch.float32) -> float:
     model.eval()
     rng = np.random.default_rng(0)
-    losses = [loss_of(model, batch(stream, rng, 8, seq)).item() for _ in range(batches)]
+    losses = [loss_of(model, batch(stream, rng, 8, seq), dtype).item() for _ in range(batches)]
     model.train()
     return float(np.mean(losses))
 
@@ -239,12 +231,17 @@ def check_export(model: Decoder, out: Path) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--work", type=Path, default=REPO / ".train")
-    ap.add_argument("--out", type=Path, default=REPO / "engine" / "models" / "sparkedit-coder-6m")
-    ap.add_argument("--steps", type=int, default=2400)
+    ap.add_argument("--work", type=Path, default=None,
+                    help="checkpoints, token streams, loss log (default: "
+                         "$SPARKEDIT_TRAIN_DIR/runs/<out folder name>, outside the work tree)")
+    ap.add_argument("--out", type=Path, default=REPO / "engine" / "models" / "sparkedit-coder-v2")
+    ap.add_argument("--corpus", choices=("auto", "fetched", "local"), default="auto")
+    ap.add_argument("--steps", type=int, default=2400, help="steps at --seq")
+    ap.add_argument("--long-steps", type=int, default=0, help="then steps at --long-seq")
+    ap.add_argument("--long-seq", type=int, default=4096)
     ap.add_argument("--max-minutes", type=float, default=None,
-                    help="a wall-clock budget instead of a step count (for size sweeps; "
-                         "not reproducible step for step)")
+                    help="stop (and export) after this much training time in all; a rerun "
+                         "goes on from the checkpoint")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup", type=int, default=100)
@@ -256,26 +253,42 @@ def main() -> int:
     ap.add_argument("--ffn", type=int, default=688)
     ap.add_argument("--seq", type=int, default=1024)
     ap.add_argument("--vocab", type=int, default=8192)
+    ap.add_argument("--rope-theta", type=float, default=10000.0)
+    ap.add_argument("--dtype", choices=("auto", "bf16", "fp32"), default="auto",
+                    help="auto: bf16 autocast where the CPU has bf16 arithmetic")
+    ap.add_argument("--warm-start", type=Path, default=None,
+                    help="with no checkpoint: start from this exported folder's weights and "
+                         "tokenizer (default: --out when it holds a model of this shape)")
     ap.add_argument("--checkpoint-every", type=int, default=100)
     ap.add_argument("--eval-every", type=int, default=200)
     args = ap.parse_args()
 
     torch.manual_seed(args.seed)
     torch.set_flush_denormal(True)  # random-init training on this CPU crawls on denormals
-    args.work.mkdir(parents=True, exist_ok=True)
+    root = setup.train_root()
+    work = args.work or root / "runs" / args.out.name
+    work.mkdir(parents=True, exist_ok=True)
+    dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}.get(args.dtype) or setup.fast_dtype()
+    total_steps = args.steps + args.long_steps
     shape = Shape(vocab_size=args.vocab, hidden_size=args.hidden, num_hidden_layers=args.layers,
                   num_attention_heads=args.heads, num_key_value_heads=args.kv_heads,
-                  intermediate_size=args.ffn, max_position_embeddings=args.seq)
+                  intermediate_size=args.ffn, rope_theta=args.rope_theta,
+                  max_position_embeddings=max(args.seq, args.long_seq if args.long_steps else 0))
 
-    files, licences = td.corpus()
+    files, licences = setup.load_files(args.corpus, root)
     train_files = [f for f in files if not f.held_out]
     held_out = [f for f in files if f.held_out]
-    (args.work / "corpus.json").write_text(json.dumps({
+    (work / "corpus.json").write_text(json.dumps({
         "licences": licences, "train_files": len(train_files), "held_out_files":
         [f.path for f in held_out], "train_bytes": sum(len(f.text) for f in train_files)},
         indent=1))
 
-    tok_path = args.work / "tokenizer.json"
+    ckpt_path = work / "checkpoint.pt"
+    warm_from = args.warm_start or args.out
+    warm = None if ckpt_path.exists() else setup.warm_start_weights(warm_from, args.vocab)
+    tok_path = work / "tokenizer.json"
+    if not tok_path.exists() and warm is not None and setup.tokenizer_of(warm_from):
+        setup.tokenizer_of(warm_from).save(str(tok_path))  # the weights' own token ids
     if tok_path.exists():
         tokenizer = Tokenizer.from_file(str(tok_path))
     else:
@@ -285,29 +298,31 @@ def main() -> int:
         print(f"tokenizer trained in {time.time() - t0:.0f} s", flush=True)
     encoder = td.Encoder(tokenizer)
 
-    n_train = args.steps * args.batch * args.seq + args.seq * 8
-    stream_path = args.work / f"train-{n_train}-{args.seed}.npy"
-    if stream_path.exists():
-        stream = np.load(stream_path)
-    else:
+    def stream_for(name: str, seq: int, steps: int, seed: int, sources: list) -> np.ndarray:
+        n = steps * args.batch * seq + seq * 8
+        path = work / f"{name}-{seq}-{n}-{seed}.npy"
+        if path.exists():
+            return np.load(path)
         t0 = time.time()
-        stream = token_stream(train_files, encoder, n_train, args.seed, args.seq * 3)
-        np.save(stream_path, stream)
-        print(f"{n_train:,} training tokens built in {time.time() - t0:.0f} s", flush=True)
-    val_path = args.work / "validation.npy"
-    if val_path.exists():
-        val = np.load(val_path)
-    else:
-        val = token_stream(held_out, encoder, 200_000, args.seed + 1, args.seq * 3)
-        np.save(val_path, val)
+        pairs = setup.release_pairs(root) if name == "train" else []
+        out = setup.token_stream(setup.example_stream(sources, seed, seq * 3, pairs), encoder, n)
+        np.save(path, out)
+        print(f"{n:,} {name} tokens at {seq} built in {time.time() - t0:.0f} s", flush=True)
+        return out
 
     model = Decoder(shape)
+    if warm is not None:
+        try:
+            model.load_state_dict(warm)
+            print(f"warm start from {warm_from}", flush=True)
+        except RuntimeError:  # another shape
+            print(f"{warm_from} has another shape: starting from random weights", flush=True)
+            warm, model = None, Decoder(shape)
     decay = [p for n, p in model.named_parameters() if p.dim() == 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95))
-    ckpt_path = args.work / "checkpoint.pt"
     step, elapsed = 0, 0.0
     rng = np.random.default_rng(args.seed)
     if ckpt_path.exists():
@@ -318,52 +333,67 @@ def main() -> int:
         rng.bit_generator.state = ckpt["rng"]
         print(f"resumed at step {step}", flush=True)
     params = sum(p.numel() for p in model.parameters())
-    print(f"{params / 1e6:.2f}M parameters, {args.steps} steps of {args.batch}x{args.seq} tokens",
+    print(f"{params / 1e6:.2f}M parameters, {args.steps} steps of {args.batch}x{args.seq} + "
+          f"{args.long_steps} of {args.batch}x{args.long_seq} tokens, {dtype}, {work}",
           flush=True)
 
-    log_path = args.work / "loss.csv"
+    phases = [(args.seq, 0, args.steps)] + ([(args.long_seq, args.steps, total_steps)]
+                                           if args.long_steps else [])
+    budget_s = args.max_minutes * 60 if args.max_minutes else None
+    log_path = work / "loss.csv"
     with log_path.open("a", newline="") as log_file:
         log = csv.writer(log_file)
         if step == 0:
             log.writerow(["step", "tokens", "train_loss", "val_loss", "lr", "elapsed_s"])
-        t_last = time.time()
-        budget_s = args.max_minutes * 60 if args.max_minutes else None
-        while step < args.steps and (budget_s is None or elapsed < budget_s):
-            progress = elapsed / budget_s if budget_s else step / args.steps
-            lr = learning_rate(step, progress, args.lr, args.warmup)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            loss = loss_of(model, batch(stream, rng, args.batch, args.seq))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            step += 1
-            now = time.time()
-            elapsed += now - t_last
-            t_last = now
-            val_loss = validation_loss(model, val, args.seq) if (
-                step % args.eval_every == 0 or step == args.steps) else None
-            done = step == args.steps or (budget_s is not None and elapsed >= budget_s)
-            log.writerow([step, step * args.batch * args.seq, f"{loss.item():.4f}",
-                          "" if val_loss is None else f"{val_loss:.4f}", f"{lr:.2e}",
-                          f"{elapsed:.0f}"])
-            if step % 10 == 0 or val_loss is not None:
-                rate = step / max(elapsed, 1e-9)
-                bar = "#" * int(30 * step / args.steps)
-                print(f"[{bar:<30}] {step}/{args.steps} loss {loss.item():.3f}"
-                      + (f" val {val_loss:.3f}" if val_loss is not None else "")
-                      + f" {rate * args.batch * args.seq:.0f} tok/s"
-                      f" eta {(args.steps - step) / max(rate, 1e-9) / 60:.0f} min", flush=True)
-                log_file.flush()
-            if step % args.checkpoint_every == 0 or done:
-                torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-                            "elapsed": elapsed, "rng": rng.bit_generator.state}, ckpt_path)
+        for seq, first, last in phases:
+            if step >= last or (budget_s is not None and elapsed >= budget_s):
+                continue
+            stream = stream_for("train", seq, last - first, args.seed + first, train_files)
+            val = stream_for("validation", seq, 4, args.seed + 1, held_out or train_files[:50])
+            t_last = time.time()
+            while step < last and (budget_s is None or elapsed < budget_s):
+                lr = learning_rate(step, step / total_steps, args.lr, args.warmup)
+                for group in opt.param_groups:
+                    group["lr"] = lr
+                loss = loss_of(model, batch(stream, rng, args.batch, seq), dtype)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                step += 1
+                now = time.time()
+                elapsed += now - t_last
+                t_last = now
+                val_loss = validation_loss(model, val, seq, dtype=dtype) if (
+                    step % args.eval_every == 0 or step == last) else None
+                done = step == last or (budget_s is not None and elapsed >= budget_s)
+                log.writerow([step, step * args.batch * seq, f"{loss.item():.4f}",
+                              "" if val_loss is None else f"{val_loss:.4f}", f"{lr:.2e}",
+                              f"{elapsed:.0f}"])
+                if step % 10 == 0 or val_loss is not None:
+                    rate = (step - first) / max(elapsed, 1e-9) if first == 0 else 0.0
+                    bar = "#" * int(30 * step / total_steps)
+                    print(f"[{bar:<30}] {step}/{total_steps} seq {seq} loss {loss.item():.3f}"
+                          + (f" val {val_loss:.3f}" if val_loss is not None else "")
+                          + (f" {rate * args.batch * seq:.0f} tok/s" if rate else "")
+                          + f" {elapsed / 60:.0f} min", flush=True)
+                    log_file.flush()
+                if step % args.checkpoint_every == 0 or done:
+                    torch.save({"model": model.state_dict(), "opt": opt.state_dict(),
+                                "step": step, "elapsed": elapsed,
+                                "rng": rng.bit_generator.state}, ckpt_path)
 
-    card = {"steps": step, "tokens": step * args.batch * args.seq, "batch": args.batch,
-            "seq": args.seq, "peak_lr": args.lr, "seed": args.seed,
-            "train_seconds": round(elapsed), "parameters": params,
-            "final_val_loss": round(validation_loss(model, val, args.seq, batches=16), 4),
+    seq = phases[-1][0] if step > args.steps else args.seq
+    val = stream_for("validation", seq, 4, args.seed + 1, held_out or train_files[:50])
+    tokens = args.batch * (min(step, args.steps) * args.seq
+                           + max(0, step - args.steps) * args.long_seq)
+    card = {"steps": step, "tokens": tokens, "batch": args.batch,
+            "seq": args.seq, "long_seq": args.long_seq if args.long_steps else None,
+            "long_steps": args.long_steps, "peak_lr": args.lr, "seed": args.seed,
+            "dtype": str(dtype).removeprefix("torch."), "train_seconds": round(elapsed),
+            "cpu_hours": round(elapsed * torch.get_num_threads() / 3600, 2),
+            "parameters": params, "warm_start": str(warm_from) if warm is not None else None,
+            "final_val_loss": round(validation_loss(model, val, seq, batches=16, dtype=dtype), 4),
             "licences": licences}
     export(model, shape, tokenizer, args.out, card)
     err = check_export(model, args.out)

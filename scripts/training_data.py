@@ -402,15 +402,23 @@ def edit_task(rng: random.Random, f: SourceFile, max_chars: int) -> EditTask | N
 
 
 def examples(files: list[SourceFile], seed: int, max_chars: int,
-             mix: tuple[float, float, float, float] = (0.25, 0.1, 0.45, 0.2)) -> Iterator[Pieces]:
-    """An endless, seeded stream of training examples over `files` (lm, repo, fim, edit)."""
+             mix: tuple[float, float, float, float] = (0.25, 0.1, 0.45, 0.2),
+             edit_stream: Iterator[Pieces] | None = None) -> Iterator[Pieces]:
+    """An endless, seeded stream of training examples over `files` (lm, repo, fim, edit).
+
+    Files are drawn language first (each language equally often), so a language with many
+    files does not crowd out the others. The edit share comes from `edit_stream` when
+    given (edit_mix.py's multilingual kinds), else from this module's Python kinds."""
     rng = random.Random(seed)
     groups: dict[str, list[SourceFile]] = {}
+    by_language: dict[str, list[SourceFile]] = {}
     for f in files:
         groups.setdefault(f.path.rsplit("/", 1)[0], []).append(f)
+        by_language.setdefault(f.language, []).append(f)
     group_list = [g for g in groups.values() if len(g) >= 2]
+    languages = sorted(by_language)
     while True:
-        f = rng.choice(files)
+        f = rng.choice(by_language[rng.choice(languages)])
         r = rng.random()
         if r < mix[0]:
             yield lm_example(rng, f, max_chars)
@@ -422,8 +430,9 @@ def examples(files: list[SourceFile], seed: int, max_chars: int,
             ex = fim_example(rng, f, other if other is not f else None, max_chars)
             if ex is not None:
                 yield ex
+        elif edit_stream is not None:
+            yield next(edit_stream)
         else:
             task = edit_task(rng, f, max_chars)
             if task is not None:
                 yield task.pieces() + [task.rewrite, "<|endoftext|>"]
-
