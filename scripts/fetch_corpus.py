@@ -10,7 +10,8 @@ the system's apt configuration is not touched). Downloads are kept under
 
 Output, under `<work>/corpus/`: files.jsonl (one kept file a line), manifest.json (per
 package: what was kept or why it was refused; per-language totals) and release_pairs.jsonl
-(files changed between a package's "previous" and current release). The work folder
+(files changed between a package's "previous" and current release). The held-out split
+is by package, per main file language (so TSX packages have their own). The work folder
 defaults to $SPARKEDIT_TRAIN_DIR or ~/.cache/sparkedit/train, outside the git tree.
 """
 
@@ -371,10 +372,12 @@ def fetch(packages: list[Package], work: Path, workers: int = 3) -> dict:
                       f"{record['version']}: {record['status']} {record['files']} files "
                       f"{record['bytes'] / 1e6:.2f} MB {record['licence'] or ''} "
                       f"{record['reason']}", file=sys.stderr, flush=True)
+        # Held out per main file language, so TSX (inside the typescript group) has its own.
         by_language: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for r in records:
             if r["status"] == "kept":
-                by_language[r["language"]].append((r["registry"], r["name"]))
+                main_language = max(sorted(r["file_languages"]), key=r["file_languages"].get)
+                by_language[main_language].append((r["registry"], r["name"]))
         splits = cl.assign_splits(by_language)
         for r in records:
             r["split"] = splits.get((r["registry"], r["name"]), "")
