@@ -1,262 +1,212 @@
-"""Evaluate a model folder on held-out code, through the engine's own numpy path.
+"""Evaluate model folders on held-out packages of the fetched eight-language corpus (v2).
 
-Three measures, each for the model and for baselines measured in the same run:
-- held-out perplexity (per token) and bits per character on files never trained on;
-  bits per character compare models whose tokenizers differ;
-- exact match of single-line completions: a cursor inside a held-out line, the prompt
-  built by the language server's FIM builder, greedy decoding to the end of the line;
-- edits reproduced exactly: held-out rename / add-argument / typing edits in the
-  sparkedit edit layout, greedy decoding of the rewritten region.
-Baselines: a unigram model of the training tokens (perplexity only: its greedy output
-is one token repeated), the untrained model shipped with the engine, and for edits the
-region copied unchanged.
+One row per model (the model given, then the baselines: by default the shipped
+`engine/models/sparkedit-coder-3m`), plus the reference "copy the region unchanged":
+1. bits per UTF-8 byte of held-out files, per language, their mean and max (eval_bpb.py);
+2. next edits reproduced exactly (propagation, typing, no_edit, mined from held-out
+   release pairs), by kind and for propagation alone (eval_edits.py);
+3. instructions carried out (each task's own check), by kind;
+4. destructive next edits proposed, and how many of them the server's gates would show;
+5. acceptance of ghost text in `sparkedit replay` of scripts/sessions (eval_replay.py);
+6. decode speed of the edits of (2), region as draft, prefill + decode, numpy path.
+Every model sees the same windows and tasks (seeded). Held-out: `split == "held_out"` in
+`<work>/corpus/files.jsonl` and `release_pairs.jsonl` (work: --work, $SPARKEDIT_TRAIN_DIR,
+else ~/.cache/sparkedit/train).
 
-Usage: python scripts/eval_model.py MODEL_DIR [--baseline-dir DIR] [--json OUT] [--card]
-`--card` writes the table into MODEL_DIR/README.md between the EVAL markers.
+Usage: python scripts/eval_model.py MODEL_DIR [--baseline-dir DIR ...] [--json OUT]
+       [--card] [--quick]
+Markdown to stdout, JSON to bench_results/eval_model.json; `--card` writes the tables
+into MODEL_DIR/README.md between the EVAL markers.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
-import random
+import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-
-import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
 
+import eval_bpb  # noqa: E402
+import eval_edits  # noqa: E402
 import training_data as td  # noqa: E402
+from edit_core import EditExample  # noqa: E402
+from edit_examples import ReleasePair, load_release_pairs  # noqa: E402
+from edit_mix import held_out_edit_tasks, held_out_instruction_tasks  # noqa: E402
+from eval_replay import ReplayScore, replay_acceptance, session_files  # noqa: E402
+from eval_report import Row, render, write_card  # noqa: E402
+from instruction_examples import InstructionExample  # noqa: E402
 
-from engine.generate import GenerateParams, generate  # noqa: E402
-from engine.model import Transformer, load_model  # noqa: E402
+from engine.model import load_model  # noqa: E402
 from engine.models import default_model_dir  # noqa: E402
 from engine.tokenizer import Tokenizer  # noqa: E402
-from lsp_server.prompts import FimTokens, Tokenized, build_fim_prompt  # noqa: E402
 
-CARD_BEGIN, CARD_END = "<!-- EVAL BEGIN -->", "<!-- EVAL END -->"
+# Faster than 2x the recorded typing and the 3m model answers almost nothing before the
+# next key cancels it (measured at 8x: 508 of 509 requests cancelled, nothing shown).
+REPLAY_SPEED = 2.0
+
+
+@dataclass(frozen=True)
+class Sizes:
+    bpb_bytes: int  # per language
+    window_bytes: int  # per file at most
+    edits: int
+    instructions: int
+    replay_speed: float
+    quick_replay: bool
+
+    @classmethod
+    def of(cls, quick: bool) -> Sizes:
+        if quick:
+            return cls(9_000, 1500, 14, 6, REPLAY_SPEED, True)
+        return cls(60_000, 2000, 84, 48, REPLAY_SPEED, False)
+
+
+def train_root() -> Path:
+    """As scripts/train_setup.py's `train_root` (not imported: it loads torch)."""
+    env = os.environ.get("SPARKEDIT_TRAIN_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "sparkedit" / "train"
+
+
+def held_out_files(work: Path) -> list[td.SourceFile]:
+    """The held-out files of `<work>/corpus/files.jsonl` (training lines are not parsed)."""
+    files = []
+    with open(work / "corpus" / "files.jsonl", encoding="utf-8") as lines:
+        for line in lines:
+            if '"held_out"' not in line:
+                continue
+            r = json.loads(line)
+            if r.get("split") == "held_out":
+                files.append(td.SourceFile(r["path"], r["text"], r["licence"], r["language"],
+                                           r["package"], r["split"]))
+    return files
+
+
+def held_out_pairs(work: Path) -> list[ReleasePair]:
+    path = work / "corpus" / "release_pairs.jsonl"
+    return [p for p in load_release_pairs(path) if p.split == "held_out"] \
+        if path.exists() else []
 
 
 @dataclass
-class Scores:
-    name: str
-    perplexity: float | None = None
-    bits_per_char: float | None = None
-    line_exact: float | None = None
-    line_chars_matched: float | None = None
-    edit_exact: float | None = None
-    edit_exact_by_kind: dict[str, float] = field(default_factory=dict)
-    decode_ms_per_token: float | None = None
+class Tasks:
+    windows: list[eval_bpb.Window]
+    edits: list[EditExample]
+    instructions: list[InstructionExample]
+    sessions: list[Path]
+    seconds: float
 
 
-def held_out_files() -> list[td.SourceFile]:
-    files, _ = td.corpus()
-    return [f for f in files if f.held_out]
+def build_tasks(files: list[td.SourceFile], pairs: list[ReleasePair], sizes: Sizes,
+                seed: int, replay: bool = True) -> Tasks:
+    t0 = time.time()
+    windows = eval_bpb.bpb_windows(files, sizes.bpb_bytes, sizes.window_bytes, seed)
+    edits = held_out_edit_tasks(files, sizes.edits, seed, release_pairs=pairs)
+    instructions = held_out_instruction_tasks(files, sizes.instructions, seed)
+    sessions = session_files(sizes.quick_replay) if replay else []
+    return Tasks(windows, edits, instructions, sessions, time.time() - t0)
 
 
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
-
-
-def model_nll(model: Transformer, tok: Tokenizer, files: list[td.SourceFile],
-              chunk: int) -> tuple[float, int, int]:
-    """(total nats, scored tokens, scored characters) over the files, chunk by chunk."""
-    nats, n_tok, n_chars = 0.0, 0, 0
-    for f in files:
-        ids = [tok.special_ids["<|file_sep|>"], *tok.encode(f"{f.path}\n{f.text}")]
-        for start in range(0, len(ids) - 1, chunk):
-            window = ids[start:start + chunk + 1]
-            if len(window) < 2:
-                break
-            logp = log_softmax(model.forward(np.asarray(window[:-1]), model.new_cache()))
-            nats -= float(logp[np.arange(len(window) - 1), window[1:]].sum())
-            n_tok += len(window) - 1
-        n_chars += len(f.path) + 1 + len(f.text)
-    return nats, n_tok, n_chars
-
-
-def unigram_nll(tok: Tokenizer, train_files: list[td.SourceFile],
-                files: list[td.SourceFile]) -> tuple[float, int, int]:
-    counts = np.ones(tok.vocab_size)  # add-one smoothing
-    for f in train_files[::4]:
-        np.add.at(counts, tok.encode(f.text), 1)
-    logp = np.log(counts / counts.sum())
-    nats, n_tok, n_chars = 0.0, 0, 0
-    for f in files:
-        ids = tok.encode(f"{f.path}\n{f.text}")
-        nats -= float(logp[ids].sum())
-        n_tok += len(ids)
-        n_chars += len(f.path) + 1 + len(f.text)
-    return nats, n_tok, n_chars
-
-
-def line_tasks(files: list[td.SourceFile], n: int, seed: int) -> list[tuple[str, str, str]]:
-    """(prefix, expected rest of line, suffix) with the cursor after some typed characters."""
-    rng = random.Random(seed)
-    tasks = []
-    while len(tasks) < n:
-        f = rng.choice(files)
-        lines = f.text.splitlines(keepends=True)
-        i = rng.randrange(len(lines))
-        body = lines[i].rstrip("\n")
-        stripped = body.lstrip()
-        if len(stripped) < 8 or stripped.startswith("#"):
-            continue
-        indent = len(body) - len(stripped)
-        col = indent + rng.randint(1, max(1, len(stripped) // 2))
-        start = sum(len(x) for x in lines[:i])
-        tasks.append((f.text[:start + col], body[col:], f.text[start + len(body):]))
-    return tasks
-
-
-def complete_line(model: Transformer, tok: Tokenizer, prefix: str, suffix: str,
-                  budget: int, heal: bool = True) -> tuple[str, int, float]:
-    """Greedy completion to the end of the line, built as the language server builds it
-    (token healing included)."""
-    def tokenized(text: str) -> Tokenized:
-        ids, offsets = tok.encode_with_offsets(text)
-        return Tokenized(text=text, ids=ids, offsets=offsets)
-
-    window = budget * 12
-    prompt = build_fim_prompt(prefix=tokenized(prefix[-window:]),
-                              suffix=tokenized(suffix[:window]), budget=budget,
-                              special=FimTokens.from_info(tok.special_ids), heal=heal)
-    result = generate(model, tok, GenerateParams(tokens=tuple(prompt.tokens), max_tokens=48,
-                                                 stop=("\n",), heal=prompt.heal or None))
-    return result.text, len(result.tokens), result.timing["decode_ms"]
-
-
-def edit_tasks(files: list[td.SourceFile], n: int, seed: int, max_chars: int
-               ) -> list[tuple[str, td.EditTask]]:
-    rng = random.Random(seed)
-    kinds = [(name, build) for name, build, _ in td.EDIT_KINDS if name != "copy"]
-    tasks: list[tuple[str, td.EditTask]] = []
-    attempts = 0
-    while len(tasks) < n and attempts < n * 200:
-        attempts += 1
-        name, build = kinds[len(tasks) % len(kinds)]
-        task = build(rng, rng.choice(files), max_chars)
-        if task is not None and len(task.rewrite) < 600:
-            tasks.append((name, task))
-    return tasks
-
-
-def rewrite(model: Transformer, tok: Tokenizer, task: td.EditTask) -> str:
-    ids: list[int] = []
-    for piece in task.pieces():
-        ids.extend([tok.special_ids[piece]] if piece in tok.special_ids else tok.encode(piece))
-    budget = model.context_limit - len(tok.encode(task.region)) - 32
-    ids = ids[-budget:]
-    result = generate(model, tok, GenerateParams(
-        tokens=tuple(ids), max_tokens=len(tok.encode(task.rewrite)) + 16))
-    return result.text
-
-
-def evaluate(name: str, model_dir: Path, files: list[td.SourceFile],
-             lines: list[tuple[str, str, str]], edits: list[tuple[str, td.EditTask]],
-             ppl_files: list[td.SourceFile]) -> Scores:
+def evaluate(name: str, model_dir: Path, tasks: Tasks, sizes: Sizes,
+             gates: eval_edits.Gates, log: bool = True) -> Row:
+    t0 = time.time()
     model, tok = load_model(model_dir), Tokenizer.from_dir(model_dir)
-    chunk = min(model.context_limit, 1024)
-    nats, n_tok, n_chars = model_nll(model, tok, ppl_files, chunk)
-    scores = Scores(name, perplexity=math.exp(nats / n_tok),
-                    bits_per_char=nats / n_chars / math.log(2))
-    budget = min(1024, model.context_limit) - 64
-    exact, matched, decode_ms, decoded = 0, 0.0, 0.0, 0
-    for prefix, expected, suffix in lines:
-        got, n, ms = complete_line(model, tok, prefix, suffix, budget)
-        exact += got.rstrip() == expected.rstrip()
-        common = next((i for i, (a, b) in enumerate(zip(got, expected, strict=False))
-                       if a != b), min(len(got), len(expected)))
-        matched += common / max(1, len(expected))
-        decode_ms, decoded = decode_ms + ms, decoded + n
-    scores.line_exact = exact / len(lines)
-    scores.line_chars_matched = matched / len(lines)
-    scores.decode_ms_per_token = decode_ms / max(1, decoded)
-    by_kind: dict[str, list[bool]] = {}
-    for kind, task in edits:
-        by_kind.setdefault(kind, []).append(rewrite(model, tok, task) == task.rewrite)
-    scores.edit_exact = sum(sum(v) for v in by_kind.values()) / len(edits)
-    scores.edit_exact_by_kind = {k: sum(v) / len(v) for k, v in sorted(by_kind.items())}
-    return scores
+    row = Row(name)
+    steps = [
+        ("bits per byte", lambda: row.add_bpb(eval_bpb.score_windows(model, tok,
+                                                                    tasks.windows))),
+        ("next edits", lambda: row.add_edits(eval_edits.run_edits(model, tok, tasks.edits,
+                                                                  gates))),
+        ("instructions", lambda: row.add_instructions(
+            eval_edits.run_instructions(model, tok, tasks.instructions))),
+        ("replay", lambda: row.add_replay(
+            replay_acceptance(model_dir, tasks.sessions, sizes.replay_speed)
+            if tasks.sessions else ReplayScore(error="not run"))),
+    ]
+    for label, step in steps:
+        t = time.time()
+        step()
+        if log:
+            print(f"  {name}: {label} {time.time() - t:.1f} s", file=sys.stderr, flush=True)
+    if row.replay and row.replay["error"] and tasks.sessions:
+        print(f"  {name}: replay failed: {row.replay['error']}", file=sys.stderr, flush=True)
+    row.seconds = time.time() - t0
+    return row
 
 
-def table(rows: list[Scores]) -> str:
-    def pct(x: float | None) -> str:
-        return "—" if x is None else f"{100 * x:.1f} %"
-
-    def num(x: float | None, fmt: str) -> str:
-        return "—" if x is None else format(x, fmt)
-
-    kinds = sorted({k for r in rows for k in r.edit_exact_by_kind})
-    head = ["model", "perplexity", "bits/char", "line exact", "line chars matched",
-            "edit exact", *[f"edit: {k}" for k in kinds], "decode ms/token"]
-    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        cells = [r.name, num(r.perplexity, ".2f"), num(r.bits_per_char, ".3f"),
-                 pct(r.line_exact), pct(r.line_chars_matched), pct(r.edit_exact),
-                 *[pct(r.edit_exact_by_kind.get(k)) for k in kinds],
-                 num(r.decode_ms_per_token, ".2f")]
-        out.append("| " + " | ".join(cells) + " |")
-    return "\n".join(out)
+def copy_row(tasks: Tasks, gates: eval_edits.Gates) -> Row:
+    row = Row("copy the region unchanged")
+    row.add_edits(eval_edits.copy_edits(tasks.edits, gates), timed=False)
+    row.add_instructions(eval_edits.copy_instructions(tasks.instructions))
+    return row
 
 
-def main() -> int:
+def setup_line(tasks: Tasks, sizes: Sizes, seed: int, seconds: float) -> str:
+    kinds = sorted({t.kind for t in tasks.edits})
+    replay = (f"replay of {len(tasks.sessions)} session(s) at speed {sizes.replay_speed:g}"
+              if tasks.sessions else "no replay")
+    scored = sum(len(w.text.encode("utf-8")) for w in tasks.windows)
+    return (f"Held-out packages only; {len(tasks.windows)} windows of at most "
+            f"{sizes.window_bytes} bytes, {scored:,} bytes in all (up to {sizes.bpb_bytes:,} "
+            f"per language), "
+            f"{len(tasks.edits)} next edits ({', '.join(kinds)}), "
+            f"{len(tasks.instructions)} instructions, {replay}; greedy, region as draft, "
+            f"numpy engine; seed {seed}; {seconds:.0f} s.")
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model_dir", type=Path)
-    ap.add_argument("--baseline-dir", type=Path,
-                    default=default_model_dir().parent / "tiny-untrained")
-    ap.add_argument("--lines", type=int, default=200)
-    ap.add_argument("--edits", type=int, default=90)
-    ap.add_argument("--ppl-files", type=int, default=30)
-    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--baseline-dir", type=Path, action="append", default=None,
+                    help="a baseline row (repeatable; default: the shipped "
+                         "sparkedit-coder-3m)")
+    ap.add_argument("--work", type=Path, default=None,
+                    help="training work folder holding corpus/ (default: "
+                         "$SPARKEDIT_TRAIN_DIR or ~/.cache/sparkedit/train)")
     ap.add_argument("--json", type=Path, default=REPO / "bench_results" / "eval_model.json")
     ap.add_argument("--card", action="store_true")
-    args = ap.parse_args()
+    ap.add_argument("--quick", action="store_true", help="small sizes, one replay session")
+    ap.add_argument("--no-replay", action="store_true")
+    ap.add_argument("--replay-speed", type=float, default=None,
+                    help=f"times the recorded typing speed (default {REPLAY_SPEED:g})")
+    ap.add_argument("--seed", type=int, default=7)
+    for name in ("bpb-bytes", "window-bytes", "edits", "instructions"):
+        ap.add_argument(f"--{name}", type=int, default=None, help="override the size")
+    args = ap.parse_args(argv)
 
     t0 = time.time()
-    files, _ = td.corpus()
-    held = [f for f in files if f.held_out]
-    train = [f for f in files if not f.held_out]
-    ppl_files = random.Random(args.seed).sample(held, min(args.ppl_files, len(held)))
-    lines = line_tasks(held, args.lines, args.seed)
-    edits = edit_tasks(held, args.edits, args.seed, 2400)
-
-    rows = [evaluate(args.model_dir.name, args.model_dir, held, lines, edits, ppl_files)]
-    if args.baseline_dir.exists() and args.baseline_dir.resolve() != args.model_dir.resolve():
-        rows.append(evaluate(f"{args.baseline_dir.name} (untrained)", args.baseline_dir, held,
-                             lines, edits, ppl_files))
-    tok = Tokenizer.from_dir(args.model_dir)
-    nats, n_tok, n_chars = unigram_nll(tok, train, ppl_files)
-    rows.append(Scores("unigram of training tokens", perplexity=math.exp(nats / n_tok),
-                       bits_per_char=nats / n_chars / math.log(2)))
-    copy_exact = sum(t.rewrite == t.region for _, t in edits) / len(edits)
-    rows.append(Scores("copy the region unchanged", edit_exact=copy_exact))
-
-    rendered = table(rows)
-    setup = (f"{len(ppl_files)} held-out files for perplexity, {len(lines)} single-line "
-             f"completions, {len(edits)} edits (rename, add-argument, typing), seed {args.seed}; "
-             f"{time.time() - t0:.0f} s")
+    sizes = Sizes.of(args.quick)
+    overrides = {"bpb_bytes": args.bpb_bytes, "window_bytes": args.window_bytes,
+                 "edits": args.edits, "instructions": args.instructions,
+                 "replay_speed": args.replay_speed}
+    sizes = replace(sizes, **{k: v for k, v in overrides.items() if v is not None})
+    work = args.work or train_root()
+    files, pairs = held_out_files(work), held_out_pairs(work)
+    tasks = build_tasks(files, pairs, sizes, args.seed, replay=not args.no_replay)
+    print(f"tasks: {len(files)} held-out files, {len(pairs)} held-out release pairs; "
+          f"built in {time.time() - t0:.1f} s", file=sys.stderr, flush=True)
+    gates = eval_edits.Gates()
+    dirs = [args.model_dir]
+    for d in args.baseline_dir or [default_model_dir()]:
+        if d.exists() and d.resolve() not in {x.resolve() for x in dirs}:
+            dirs.append(d)
+    rows = [evaluate(d.name if i == 0 else f"{d.name} (baseline)", d, tasks, sizes, gates)
+            for i, d in enumerate(dirs)]
+    rows.append(copy_row(tasks, gates))
+    setup = setup_line(tasks, sizes, args.seed, time.time() - t0)
+    rendered = render(rows, setup)
     print(rendered)
-    print(setup)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"setup": setup, "rows": [r.__dict__ for r in rows]},
-                                    indent=2))
+    args.json.write_text(json.dumps({"setup": setup, "quick": args.quick,
+                                     "rows": [asdict(r) for r in rows]}, indent=2))
     if args.card:
-        card = args.model_dir / "README.md"
-        text = card.read_text() if card.exists() else ""
-        block = f"{CARD_BEGIN}\n{rendered}\n\n{setup}\n{CARD_END}"
-        if CARD_BEGIN in text:
-            text = text[:text.index(CARD_BEGIN)] + block + text[text.index(CARD_END) +
-                                                                len(CARD_END):]
-        else:
-            text += "\n## Evaluation\n\n" + block + "\n"
-        card.write_text(text)
+        write_card(args.model_dir / "README.md", rendered)
     return 0
 
 
