@@ -43,6 +43,19 @@ def _usable(files: Iterable[SourceFile]) -> list[SourceFile]:
 def _attempt(rng: random.Random, part: str, files: Sequence[SourceFile],
              pairs: Sequence[ReleasePair], max_chars: int
              ) -> EditExample | InstructionExample | None:
+    """One try; None when it gives nothing. Real files hold what no builder foresaw (Python
+    2 that tree-sitter accepts and `ast` does not, grammar corners): a builder that fails on
+    one is a failed try, not the end of a training run of hours."""
+    try:
+        return _build(rng, part, files, pairs, max_chars)
+    except (SyntaxError, ValueError, RecursionError, LookupError, AttributeError,
+            AssertionError, UnicodeError):
+        return None
+
+
+def _build(rng: random.Random, part: str, files: Sequence[SourceFile],
+           pairs: Sequence[ReleasePair], max_chars: int
+           ) -> EditExample | InstructionExample | None:
     if part == "mined":
         return mined(rng, rng.choice(pairs), max_chars)
     f = rng.choice(files)

@@ -169,7 +169,10 @@ def _python_hints(p: Parsed, fn: Node, params: Node) -> tuple[list[Replacement],
                 name = p.text_of(child.child_by_field_name("name"))
                 out.append((p.start(child), p.end(child), f"{name}: {kind} = {p.text_of(value)}"))
     if fn.child_by_field_name("return_type") is None:
-        tree = ast.parse(p.text)
+        try:
+            tree = ast.parse(p.text)
+        except SyntaxError:  # tree-sitter accepts some code that Python does not (Python 2)
+            return out, False
         row = fn.start_point[0] + 1
         defs = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.lineno == row]
         kind = python_return_type(defs[0]) if len(defs) == 1 else None
