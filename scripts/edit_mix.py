@@ -130,15 +130,22 @@ def _fixed(n: int, seed: int, kinds: Sequence[str],
 def held_out_edit_tasks(files: Sequence[SourceFile], n: int, seed: int,
                         max_chars: int = 2400, max_rewrite_chars: int = 1200,
                         release_pairs: Sequence[ReleasePair] = ()) -> list[EditExample]:
-    """A fixed list of next-edit tasks (pass held-out files): the kinds in turn, each with
-    its expected rewrite (`rewrite`); "mined" too when release pairs are given."""
+    """A fixed list of next-edit tasks (pass held-out files): the kinds in turn, each on a
+    file of a language drawn uniformly, with its expected rewrite (`rewrite`); "mined" too
+    when release pairs are given."""
     usable, pairs = _usable(files), list(release_pairs)
+    by_language: dict[str, list[SourceFile]] = {}
+    for f in usable:
+        by_language.setdefault(f.language, []).append(f)
+    languages = sorted(by_language)
 
     def build(rng: random.Random, kind: str) -> EditExample | None:
+        # language first, so that the tasks cover every language, not the one with most files
         if kind == "mined":
             task = mined(rng, rng.choice(pairs), max_chars)
         else:
-            task = KINDS[kind](rng, rng.choice(usable), max_chars) if usable else None
+            task = KINDS[kind](rng, rng.choice(by_language[rng.choice(languages)]),
+                               max_chars) if usable else None
         return task if task is not None and len(task.rewrite) <= max_rewrite_chars else None
 
     kinds = (*EDIT_TASK_KINDS, "mined") if pairs else EDIT_TASK_KINDS
