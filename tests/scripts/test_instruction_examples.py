@@ -194,8 +194,8 @@ def test_a_satisfied_selection_passes_only_unchanged() -> None:
 
 def test_python_that_tree_sitter_accepts_and_ast_refuses_gives_no_error() -> None:
     """Python 2 in a real package: a failed try, never an exception that ends a run."""
-    old = td.SourceFile("pkg/old.py", "def total(a=1, b=2):\n    print 'adding'\n    return a + b\n",
-                        "MIT", "python", "pkg", "train")
+    source = "def total(a=1, b=2):\n    print 'adding'\n    return a + b\n"
+    old = td.SourceFile("pkg/old.py", source, "MIT", "python", "pkg", "train")
     for seed in range(40):
         example = ie.instruction_example(random.Random(seed), old, 2400, "type_hints")
         assert example is None or example.check(example.rewrite)
