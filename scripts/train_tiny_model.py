@@ -323,13 +323,14 @@ def main() -> int:
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95))
-    step, elapsed = 0, 0.0
+    step, elapsed, cpu_s = 0, 0.0, 0.0  # wall and process CPU seconds of training
     rng = np.random.default_rng(args.seed)
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=False)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["opt"])
         step, elapsed = ckpt["step"], ckpt["elapsed"]
+        cpu_s = ckpt.get("cpu_s", elapsed * torch.get_num_threads())
         rng.bit_generator.state = ckpt["rng"]
         print(f"resumed at step {step}", flush=True)
     params = sum(p.numel() for p in model.parameters())
@@ -350,7 +351,7 @@ def main() -> int:
                 continue
             stream = stream_for("train", seq, last - first, args.seed + first, train_files)
             val = stream_for("validation", seq, 4, args.seed + 1, held_out or train_files[:50])
-            t_last = time.time()
+            t_last, cpu_last = time.time(), time.process_time()
             while step < last and (budget_s is None or elapsed < budget_s):
                 lr = learning_rate(step, step / total_steps, args.lr, args.warmup)
                 for group in opt.param_groups:
@@ -363,7 +364,8 @@ def main() -> int:
                 step += 1
                 now = time.time()
                 elapsed += now - t_last
-                t_last = now
+                cpu_s += time.process_time() - cpu_last
+                t_last, cpu_last = now, time.process_time()
                 val_loss = validation_loss(model, val, seq, dtype=dtype) if (
                     step % args.eval_every == 0 or step == last) else None
                 done = step == last or (budget_s is not None and elapsed >= budget_s)
@@ -380,7 +382,7 @@ def main() -> int:
                     log_file.flush()
                 if step % args.checkpoint_every == 0 or done:
                     torch.save({"model": model.state_dict(), "opt": opt.state_dict(),
-                                "step": step, "elapsed": elapsed,
+                                "step": step, "elapsed": elapsed, "cpu_s": cpu_s,
                                 "rng": rng.bit_generator.state}, ckpt_path)
 
     seq = phases[-1][0] if step > args.steps else args.seq
@@ -391,7 +393,7 @@ def main() -> int:
             "seq": args.seq, "long_seq": args.long_seq if args.long_steps else None,
             "long_steps": args.long_steps, "peak_lr": args.lr, "seed": args.seed,
             "dtype": str(dtype).removeprefix("torch."), "train_seconds": round(elapsed),
-            "cpu_hours": round(elapsed * torch.get_num_threads() / 3600, 2),
+            "cpu_hours": round(cpu_s / 3600, 2),
             "parameters": params, "warm_start": str(warm_from) if warm is not None else None,
             "final_val_loss": round(validation_loss(model, val, seq, batches=16, dtype=dtype), 4),
             "licences": licences}
