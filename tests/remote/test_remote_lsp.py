@@ -19,6 +19,18 @@ ENV_SECRET = "hunter2-database-password"
 TOKEN_IN_CODE = "ghp_" + "Zz9Yy8Xx7W" * 4
 
 
+async def start_remote_lsp(client: LanguageClient, fake: FakeServer, root: Path) -> None:
+    """`sparkedit lsp` on the Cerebras target at the fake server, initialized over stdio."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPARKEDIT_REMOTE_")}
+    env.update(CEREBRAS_API_KEY=KEY, SPARKEDIT_REMOTE_BACKOFF="0.02")
+    await client.start_io(sys.executable, "-m", "lsp_server.cli", "lsp", "--target", "cerebras",
+                          "--base-url", fake.base_url, "--model", "coder-test", env=env)
+    await asyncio.wait_for(client.initialize_async(types.InitializeParams(
+        root_uri=root.as_uri(), capabilities=types.ClientCapabilities(),
+        initialization_options={"statsFile": "off"})), 30)
+    client.initialized(types.InitializedParams())
+
+
 async def test_ghost_text_from_a_remote_target_with_redacted_context(tmp_path: Path):
     fake = FakeServer({"coder-test": Script(chunks=("total = ", "a + b",))}).start()
     (tmp_path / ".git").mkdir()
@@ -26,17 +38,11 @@ async def test_ghost_text_from_a_remote_target_with_redacted_context(tmp_path: P
     main = tmp_path / "main.py"
     text = f'GITHUB = "{TOKEN_IN_CODE}"\n\n\ndef add(a, b):\n    \n'
     main.write_text(text)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SPARKEDIT_REMOTE_")}
-    env.update(CEREBRAS_API_KEY=KEY, SPARKEDIT_REMOTE_BACKOFF="0.02")
     client = LanguageClient("remote-test", "0")
-    await client.start_io(sys.executable, "-m", "lsp_server.cli", "lsp", "--target", "cerebras",
-                          "--base-url", fake.base_url, "--model", "coder-test", env=env)
-    stderr_task = asyncio.create_task(client._server.stderr.read())
+    stderr_task: asyncio.Task[bytes] | None = None
     try:
-        await asyncio.wait_for(client.initialize_async(types.InitializeParams(
-            root_uri=tmp_path.as_uri(), capabilities=types.ClientCapabilities(),
-            initialization_options={"statsFile": "off"})), 30)
-        client.initialized(types.InitializedParams())
+        await start_remote_lsp(client, fake, tmp_path)
+        stderr_task = asyncio.create_task(client._server.stderr.read())
         client.text_document_did_open(types.DidOpenTextDocumentParams(
             text_document=types.TextDocumentItem(uri=main.as_uri(), language_id="python",
                                                  version=1, text=text)))
@@ -61,6 +67,7 @@ async def test_ghost_text_from_a_remote_target_with_redacted_context(tmp_path: P
     assert sent and TOKEN_IN_CODE not in sent and "REDACTED" in sent
     assert ENV_SECRET not in sent
     assert all(r.headers.get("authorization") == f"Bearer {KEY}" for r in fake.posts())
+    assert stderr_task is not None
     logs = (await stderr_task).decode(errors="replace")
     assert KEY not in logs
 
@@ -96,19 +103,12 @@ async def test_the_quality_gates_hold_back_bad_edits_and_say_why(tmp_path: Path)
     (tmp_path / ".git").mkdir()
     main = tmp_path / "stats.py"
     main.write_text(FUNCTION)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SPARKEDIT_REMOTE_")}
-    env.update(CEREBRAS_API_KEY=KEY, SPARKEDIT_REMOTE_BACKOFF="0.02")
     client = LanguageClient("gates-test", "0")
     messages: list[str] = []
     client.feature(types.WINDOW_SHOW_MESSAGE)(lambda params: messages.append(params.message))
-    await client.start_io(sys.executable, "-m", "lsp_server.cli", "lsp", "--target", "cerebras",
-                          "--base-url", fake.base_url, "--model", "coder-test", env=env)
     uri = main.as_uri()
     try:
-        await asyncio.wait_for(client.initialize_async(types.InitializeParams(
-            root_uri=tmp_path.as_uri(), capabilities=types.ClientCapabilities(),
-            initialization_options={"statsFile": "off"})), 30)
-        client.initialized(types.InitializedParams())
+        await start_remote_lsp(client, fake, tmp_path)
         client.text_document_did_open(types.DidOpenTextDocumentParams(
             text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1,
                                                  text=FUNCTION)))

@@ -74,20 +74,19 @@ def test_insertions_and_blank_lines_are_never_destructive() -> None:
     assert _check(text, grown.rstrip("\n") + "\n", cursor_line=0, history=[]) is None
 
 
-def test_a_conversion_applied_to_a_sibling_line_is_shown() -> None:
-    before = 'a = "%s" % x\nb = 1\nc = 2\nd = 3\ne = 4\nf = "%s" % y\n'
-    text = before.replace('a = "%s" % x', 'a = f"{x}"')
+@pytest.mark.parametrize("before, change, carried", [
+    # a conversion applied to a sibling line
+    ('a = "%s" % x\nb = 1\nc = 2\nd = 3\ne = 4\nf = "%s" % y\n',
+     ('a = "%s" % x', 'a = f"{x}"'), ('f = "%s" % y', 'f = f"{y}"')),
+    # a new argument carried to a call site
+    ("def area(w):\n    return w\n\n\n\n\nprint(area(3))\n",
+     ("def area(w):", "def area(w, h):"), ("print(area(3))", "print(area(3, 4))")),
+])
+def test_a_change_carried_to_a_line_far_from_the_cursor_is_shown(
+        before: str, change: tuple[str, str], carried: tuple[str, str]) -> None:
+    text = before.replace(*change)
     history = [unified_diff("a.py", before, text)]
-    proposal = text.replace('f = "%s" % y', 'f = f"{y}"')
-    assert _check(text, proposal, cursor_line=0, history=history) is None
-
-
-def test_a_new_argument_carried_to_a_call_site_is_shown() -> None:
-    before = "def area(w):\n    return w\n\n\n\n\nprint(area(3))\n"
-    text = before.replace("def area(w):", "def area(w, h):")
-    history = [unified_diff("a.py", before, text)]
-    proposal = text.replace("print(area(3))", "print(area(3, 4))")
-    assert _check(text, proposal, cursor_line=0, history=history) is None
+    assert _check(text, text.replace(*carried), cursor_line=0, history=history) is None
 
 
 def test_an_edit_that_breaks_the_parse_is_suppressed() -> None:
