@@ -3,8 +3,9 @@
 Reads a Hugging Face config.json (``--config``) or a shipped preset (``--preset``; both
 repeatable) and prints what engine/targets/wafer_model.py predicts at one context length:
 wafers, whether the weights and the KV cache fit, decode speed, time to first token.
-``--calibration-report`` compares the model with the published speeds it was fitted to;
-``--plot`` draws tokens/s against context length (matplotlib, the `plot` extra).
+``--calibration-report`` compares the model with the published speeds, each row also predicted
+by a fit that never saw it; ``--plot`` draws tokens/s against context length, or with
+``--calibration-report`` predicted against published speeds (matplotlib, the `plot` extra).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,8 @@ from engine.targets.model_config import (
     parse_config,
     preset_names,
 )
-from engine.targets.wafer_calibration import format_report, report
 from engine.targets.wafer_model import Prediction, WaferModel
+from engine.targets.wafer_report import Report, build_report, format_report, report_json
 from lsp_server.cli import UsageError
 
 PLOT_CONTEXTS = [1 << k for k in range(10, 19)]  # 1k .. 256k tokens
@@ -58,6 +58,15 @@ def _shapes(args: argparse.Namespace) -> list[ModelShape]:
     if not shapes:
         raise UsageError("give --config CONFIG.json or --preset NAME (see --list-presets)")
     return shapes
+
+
+def _check_fits(shapes: list[ModelShape], model: WaferModel) -> None:
+    for shape in shapes:
+        wafers = model.wafers(shape)
+        if wafers > model.wafer.max_wafers:
+            raise UsageError(
+                f"{shape.name}: its weights need {wafers} wafers; the largest CS-3 cluster "
+                f"has {model.wafer.max_wafers}, so it fits on no number of wafers")
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -123,7 +132,7 @@ def format_table(predictions: list[Prediction]) -> str:
 # ---------------------------------------------------------------------------- plot
 
 
-def plot(shapes: list[ModelShape], model: WaferModel, accepted: float, path: str) -> None:
+def _pyplot() -> Any:
     try:
         import matplotlib
 
@@ -131,6 +140,21 @@ def plot(shapes: list[ModelShape], model: WaferModel, accepted: float, path: str
         import matplotlib.pyplot as plt
     except ImportError as exc:
         raise UsageError("--plot needs matplotlib: pip install 'sparkedit[plot]'") from exc
+    return plt
+
+
+def _save(fig: Any, plt: Any, path: str) -> None:
+    fig.tight_layout()
+    try:
+        fig.savefig(path, dpi=120)
+    except OSError as exc:
+        raise UsageError(f"--plot {path}: {exc}") from exc
+    finally:
+        plt.close(fig)
+
+
+def plot(shapes: list[ModelShape], model: WaferModel, accepted: float, path: str) -> None:
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     for shape in shapes:
         points = [model.predict(shape, context_tokens=n, accepted_per_pass=accepted)
@@ -150,13 +174,43 @@ def plot(shapes: list[ModelShape], model: WaferModel, accepted: float, path: str
     ax.set_title(f"Simulated WSE-3 decode speed ({accepted:g} accepted per pass)")
     ax.grid(True, alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    try:
-        fig.savefig(path)
-    except OSError as exc:
-        raise UsageError(f"--plot {path}: {exc}") from exc
-    finally:
-        plt.close(fig)
+    _save(fig, plt, path)
+
+
+def plot_calibration(report: Report, path: str) -> None:
+    """Predicted against published tokens/s on log axes: the shipped fit, the left-out fits,
+    and the flagged rows; the diagonal band is the x1.25 target."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    fitted = report.fitted
+    published = [r.row.published for r in fitted]
+    ax.scatter(published, [r.predicted for r in fitted], marker="o", color="tab:blue",
+               label="fitted on all rows")
+    ax.scatter(published, [r.left_out for r in fitted], marker="x", s=60, color="tab:red",
+               label="left out of the fit")
+    for r in fitted:
+        ax.plot([r.row.published] * 2, [r.predicted, r.left_out], color="grey", lw=0.6)
+        ax.annotate(r.row.model, (r.row.published, r.left_out), fontsize=7,
+                    xytext=(4, -3), textcoords="offset points")
+    flagged = [r for r in report.rows if r.left_out is None and r.predicted and r.row.published]
+    ax.scatter([r.row.published for r in flagged], [r.predicted for r in flagged],
+               marker="s", facecolors="none", edgecolors="tab:grey", label="flagged (not fitted)")
+    lo, hi = 300, 4000
+    ax.plot([lo, hi], [lo, hi], color="black", lw=0.8)
+    ax.fill_between([lo, hi], [lo / 1.25, hi / 1.25], [lo * 1.25, hi * 1.25], color="green",
+                    alpha=0.08, label="within x1.25")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("published decode tokens/s (one user)")
+    ax.set_ylabel("predicted decode tokens/s")
+    s = report.summary()
+    ax.set_title(f"WSE-3 timing model: left-out mean x{s['loo_mean']:.2f}, "
+                 f"worst x{s['loo_worst']:.2f}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    _save(fig, plt, path)
 
 
 # ---------------------------------------------------------------------------- command
@@ -183,18 +237,15 @@ def run_simulate(args: argparse.Namespace) -> int:
                   f"{_count(p['total_params']):>7} params, {_count(p['active_params'])} active")
         return 0
     if args.calibration_report:
-        rows = report(model)
-        if args.json:
-            print(json.dumps({"constants": asdict(model.constants), "rows": [
-                {"model": r.row.model, "date": r.row.date, "kind": r.row.kind,
-                 "accepted_per_pass": r.row.accepted_per_pass, "wafers": r.wafers,
-                 "published": r.row.published, "published_at_least": r.row.at_least,
-                 "predicted": r.predicted, "error": r.error} for r in rows]}))
-        else:
-            print(format_report(rows, model.constants))
+        calibration = build_report(model)
+        if args.plot:
+            plot_calibration(calibration, args.plot)
+            print(f"sparkedit simulate: wrote {args.plot}", file=sys.stderr)
+        print(json.dumps(report_json(calibration)) if args.json else format_report(calibration))
         return 0
     _check(args)
     shapes = _shapes(args)
+    _check_fits(shapes, model)
     predictions = [model.predict(s, context_tokens=args.context_tokens,
                                  output_tokens=args.output_tokens,
                                  accepted_per_pass=args.accepted_per_pass) for s in shapes]

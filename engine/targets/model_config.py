@@ -4,7 +4,9 @@ Reads the fields as each family publishes them -- Llama / Mistral / Qwen2 / Qwen
 Qwen2-MoE / Qwen3-MoE / Mixtral, gpt-oss, Llama 4 (``text_config`` nesting,
 ``interleave_moe_layer_step``, chunked attention), GLM (ChatGLM's ``num_layers`` /
 ``ffn_hidden_size`` / ``multi_query_group_num`` / ``kv_channels`` / ``padded_vocab_size``, and
-GLM-4.5's DeepSeek-style ``n_routed_experts`` / ``first_k_dense_replace``) -- into one
+GLM-4.5's DeepSeek-style ``n_routed_experts`` / ``first_k_dense_replace``), DeepSeek-V3 and
+Kimi K2 (multi-head latent attention: ``q_lora_rank``, ``kv_lora_rank``, one cached latent
+vector a token and layer) -- into one
 ``ModelShape``, then counts parameters, weight bytes and KV-cache bytes from it.
 
 Counting conventions: every FFN is gated (three matrices: gate, up, down), as in all these
@@ -27,14 +29,16 @@ KV_BYTES = 2  # the KV cache is kept in 16 bits whatever the weights' precision
 MXFP4_BITS = 4.25  # 4-bit elements plus one 8-bit scale per 32-element block
 
 FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "qwen2_moe", "qwen3_moe", "mixtral",
-            "gpt_oss", "llama4", "llama4_text", "chatglm", "glm", "glm4", "glm4_moe")
+            "gpt_oss", "llama4", "llama4_text", "chatglm", "glm", "glm4", "glm4_moe",
+            "deepseek_v3", "kimi_k2")
 _ARCHITECTURES = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral",
                   "Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3",
                   "Qwen2MoeForCausalLM": "qwen2_moe", "Qwen3MoeForCausalLM": "qwen3_moe",
                   "MixtralForCausalLM": "mixtral", "GptOssForCausalLM": "gpt_oss",
                   "Llama4ForConditionalGeneration": "llama4", "Llama4ForCausalLM": "llama4_text",
                   "ChatGLMModel": "chatglm", "ChatGLMForConditionalGeneration": "chatglm",
-                  "Glm4ForCausalLM": "glm4", "Glm4MoeForCausalLM": "glm4_moe"}
+                  "Glm4ForCausalLM": "glm4", "Glm4MoeForCausalLM": "glm4_moe",
+                  "DeepseekV3ForCausalLM": "deepseek_v3"}
 _DTYPE_BITS = {"bfloat16": 16, "float16": 16, "half": 16, "float32": 32, "float": 32,
                "float8_e4m3fn": 8, "float8_e5m2": 8}
 
@@ -49,6 +53,18 @@ class Experts:
     per_token: int
     intermediate: int  # one routed expert's FFN width
     shared_intermediate: int = 0  # total width of the always-on shared expert(s)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LatentAttention:
+    """Multi-head latent attention (DeepSeek-V3, Kimi K2): keys and values are rebuilt from
+    one cached latent vector of ``kv_rank`` plus a shared rotary key of ``rope_dim``."""
+
+    q_rank: int  # 0: queries straight from the hidden state
+    kv_rank: int
+    nope_dim: int
+    rope_dim: int
+    v_dim: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,11 +87,18 @@ class ModelShape:
     weight_bits: float  # embeddings, attention, routers
     linear_bits: float  # dense and shared-expert FFNs
     expert_bits: float  # routed experts
+    latent: LatentAttention | None = None
 
     # -- parameters
 
     @property
     def attention_params(self) -> int:
+        if self.latent is not None:
+            a, heads, hidden = self.latent, self.num_heads, self.hidden_size
+            qk = a.nope_dim + a.rope_dim
+            q = (hidden * a.q_rank + a.q_rank * heads * qk) if a.q_rank else hidden * heads * qk
+            kv = hidden * (a.kv_rank + a.rope_dim) + a.kv_rank * heads * (a.nope_dim + a.v_dim)
+            return q + kv + heads * a.v_dim * hidden
         q = self.num_heads * self.head_dim
         kv = self.num_kv_heads * self.head_dim
         return self.hidden_size * (2 * q + 2 * kv)  # q, o; k, v
@@ -129,6 +152,8 @@ class ModelShape:
 
     @property
     def kv_bytes_per_layer_token(self) -> int:
+        if self.latent is not None:  # one latent vector and one rotary key
+            return (self.latent.kv_rank + self.latent.rope_dim) * KV_BYTES
         return 2 * self.num_kv_heads * self.head_dim * KV_BYTES  # keys and values
 
     def attended(self, i: int, context_tokens: int) -> int:
@@ -240,6 +265,11 @@ def _experts(f: _Fields, family: str, n: int) -> tuple[Experts | None, tuple[boo
         shared = f.count("n_shared_experts") * width
     if family in ("llama4", "llama4_text"):
         shared = width  # one shared expert as wide as a routed one
+    if not 1 <= per_token <= count:
+        raise ConfigError(f"config.json: num_experts_per_tok ({per_token}) must be between 1 "
+                          f"and the number of experts ({count})")
+    if width == 0:
+        raise ConfigError("config.json: 'moe_intermediate_size' must be positive")
     experts = Experts(count=count, per_token=per_token, intermediate=width,
                       shared_intermediate=shared)
     if f.get("moe_layers") is not None:
@@ -262,32 +292,54 @@ def parse_config(config: Mapping[str, Any], name: str = "") -> ModelShape:
                   "model_type": config["text_config"].get("model_type", config.get("model_type"))}
     family = _family(config)
     f = _Fields(config)
-    n = f.count("num_hidden_layers", "num_layers")
-    hidden = f.count("hidden_size")
-    heads = f.count("num_attention_heads")
-    if n == 0 or hidden == 0 or heads == 0:
-        raise ConfigError("config.json: num_hidden_layers, hidden_size and "
-                          "num_attention_heads must be positive")
+    n = _positive(f, *(("num_layers", "num_hidden_layers") if "num_layers" in config
+                       else ("num_hidden_layers", "num_layers")))
+    hidden = _positive(f, "hidden_size")
+    heads = _positive(f, "num_attention_heads")
     kv_heads = heads  # Hugging Face's default when a config leaves it out
     if family in ("chatglm", "glm") and f.get("multi_query_attention"):
         kv_heads = f.count("multi_query_group_num")
     elif f.get("num_key_value_heads") is not None:
         kv_heads = f.count("num_key_value_heads")
+    if kv_heads == 0 or heads % kv_heads:
+        raise ConfigError(f"config.json: num_attention_heads ({heads}) must be a positive "
+                          f"multiple of num_key_value_heads ({kv_heads})")
     head_dim = f.count("head_dim", "kv_channels", default=hidden // heads)
+    if head_dim == 0:
+        raise ConfigError("config.json: head_dim must be positive")
+    latent = _latent(f) if family in ("deepseek_v3", "kimi_k2") else None
+    if latent is not None:
+        head_dim = latent.nope_dim + latent.rope_dim
     experts, moe_layers = _experts(f, family, n)
     dense_names = ("intermediate_size_mlp", "intermediate_size") if family.startswith(
         "llama4") else ("intermediate_size", "ffn_hidden_size")
     dense = f.count(*dense_names) if not all(moe_layers) else 0
+    if dense == 0 and not all(moe_layers):
+        raise ConfigError(f"config.json: {dense_names[0]!r} must be positive")
     weight_bits, linear_bits, expert_bits = _bits(f, outer)
     return ModelShape(
         name=name or str(outer.get("_name_or_path") or family),
         family=family, num_layers=n, hidden_size=hidden, num_heads=heads,
         num_kv_heads=kv_heads, head_dim=head_dim,
-        vocab_size=f.count("vocab_size", "padded_vocab_size"),
+        vocab_size=_positive(f, "vocab_size", "padded_vocab_size"),
         tie_word_embeddings=bool(f.get("tie_word_embeddings", default=False)),
         dense_intermediate=dense, experts=experts, moe_layers=moe_layers,
         windows=_windows(f, family, n),
-        weight_bits=weight_bits, linear_bits=linear_bits, expert_bits=expert_bits)
+        weight_bits=weight_bits, linear_bits=linear_bits, expert_bits=expert_bits,
+        latent=latent)
+
+
+def _positive(f: _Fields, *names: str) -> int:
+    value = f.count(*names)
+    if value == 0:
+        raise ConfigError(f"config.json: {names[0]!r} must be positive")
+    return value
+
+
+def _latent(f: _Fields) -> LatentAttention:
+    return LatentAttention(q_rank=f.count("q_lora_rank", default=0),
+                           kv_rank=f.count("kv_lora_rank"), nope_dim=f.count("qk_nope_head_dim"),
+                           rope_dim=f.count("qk_rope_head_dim"), v_dim=f.count("v_head_dim"))
 
 
 # ---------------------------------------------------------------------------- presets

@@ -1,36 +1,45 @@
-"""Fitting the wafer timing model to published Cerebras speeds, and reporting how well it fits.
+"""Fitting the wafer timing model to published Cerebras speeds, and testing it on rows it never saw.
 
-The rows live in engine/targets/data/wafer_calibration.json (a copy kept with the project,
-each row with its date, source kind and the preset that gives its architecture). The fit:
+The rows live in engine/targets/data/wafer_calibration.json (a copy kept with the project, each
+row with its source, date, kind, precision and speculation). A row can be fitted when its
+architecture is published (a preset) and no other row supersedes or disputes it (``flag``).
 
-- per-token time is linear in (layer_s, hop_s, fixed_s) once ``width_exponent`` is fixed, so
-  for each exponent on a 0.01 grid from 0 to MAX_WIDTH_EXPONENT it solves least squares on
-  the *relative* error of each row's time per token (close to least squares in log space),
-  keeping the three constants non-negative (the best of the non-negative solutions over
-  every subset of free constants), and keeps the exponent with the smallest error;
-- a row measured with speculative decoding divides by its assumed accepted tokens per pass
-  (``accepted_per_pass_assumed``) and pays ``verify_overhead``;
-- rows are evaluated at CALIBRATION_CONTEXT tokens, the short prompts speeds are quoted for.
+The fit: once the speculation of each row is fixed (its ``accepted_per_pass``: published,
+assumed and labelled, or 1), the time per token is linear in the fitted constants
+(``layer_s`` per layer crossed, ``fixed_s`` per token, ``hop_s`` per wafer boundary), so the
+fit solves least squares on the *relative* error of each row's time per token (close to least
+squares in log space), keeping the constants non-negative. Rows are evaluated at
+CALIBRATION_CONTEXT tokens, the short prompts speeds are quoted for.
 
-The exponent is capped: a layer spreads over cores in proportion to its weights, so its time
-can grow at most with the distance across its region, the square root of its area.
+Out of sample: ``leave_one_out`` predicts each fittable row from a fit without it. Every
+candidate set of constants (CANDIDATES) is scored that way, beside the simplest baseline (one
+constant time per layer); the shipped set is the one that predicts left-out rows best, so a
+constant is shipped only when it earns its place out of sample. Errors are factors
+(max(predicted/published, published/predicted)); a mean is their geometric mean.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from importlib import resources
 from typing import Any
 
 import numpy as np
 
-from engine.targets.model_config import load_preset
+from engine.targets.model_config import ModelShape, load_preset
 from engine.targets.wafer_model import TimingConstants, Wafer, WaferModel
 
-MAX_WIDTH_EXPONENT = 0.5
 CALIBRATION_CONTEXT = 1024
+FITTED = ("layer_s", "fixed_s", "hop_s")
+BASELINE = ("layer_s",)
+CANDIDATES: tuple[tuple[str, ...], ...] = (
+    BASELINE, ("layer_s", "fixed_s"), ("layer_s", "hop_s"), ("layer_s", "fixed_s", "hop_s"))
+SPECULATION_SWEEP = (1.0, 1.5, 2.0, 2.5, 3.0)  # accepted per pass for the rows that speculate
 
 
 def load_calibration() -> dict[str, Any]:
@@ -43,111 +52,178 @@ class CalibrationRow:
     model: str
     date: str
     kind: str
+    source: str
+    precision: str
     preset: str | None  # None: the architecture is not published
     published: float | None  # tokens/s for one user
     at_least: float | None  # a published lower bound instead of a figure
-    accepted_per_pass: float
+    speculation: str  # "published", "assumed" or what the source says otherwise
+    accepted_per_pass: float  # what the fit uses: 1 unless speculation is published/assumed
+    acceptance_note: str
+    expert_bits: float | None  # the routed experts' precision when not the preset's
+    flag: str | None  # superseded or disputed: reported, not fitted
     context_tokens: int
+
+    @property
+    def speculates(self) -> bool:
+        return self.speculation in ("published", "assumed")
+
+    @property
+    def fittable(self) -> bool:
+        return bool(self.preset and self.published and not self.flag)
+
+    @cached_property
+    def shape(self) -> ModelShape:
+        shape = load_preset(self.preset or "")
+        return replace(shape, expert_bits=self.expert_bits) if self.expert_bits else shape
 
 
 def calibration_rows() -> list[CalibrationRow]:
-    return [CalibrationRow(
-        model=row["model"], date=row["date"], kind=row["kind"], preset=row.get("preset"),
-        published=row.get("decode_tokens_per_s"),
-        at_least=row.get("decode_tokens_per_s_at_least"),
-        accepted_per_pass=float(row.get("accepted_per_pass_assumed", 1.0)),
-        context_tokens=int(row.get("context_tokens", CALIBRATION_CONTEXT)),
-    ) for row in load_calibration()["rows"]]
+    rows = []
+    for row in load_calibration()["rows"]:
+        speculation = str(row.get("speculation", "not stated"))
+        speculates = speculation in ("published", "assumed")
+        rows.append(CalibrationRow(
+            model=row["model"], date=row["date"], kind=row["kind"], source=row["source"],
+            precision=row.get("precision", "not stated"), preset=row.get("preset"),
+            published=row.get("decode_tokens_per_s"),
+            at_least=row.get("decode_tokens_per_s_at_least"), speculation=speculation,
+            accepted_per_pass=float(row["accepted_per_pass"]) if speculates else 1.0,
+            acceptance_note=row.get("acceptance_note", ""), expert_bits=row.get("expert_bits"),
+            flag=row.get("flag"),
+            context_tokens=int(row.get("context_tokens", CALIBRATION_CONTEXT))))
+    return rows
 
 
-def _fit_rows() -> list[CalibrationRow]:
-    return [r for r in calibration_rows() if r.preset and r.published]
+# ---------------------------------------------------------------------------- the fit
+
+
+@dataclass(frozen=True)
+class Design:
+    """Each fittable row's time per token as ``spec * (base + features @ theta)``."""
+
+    rows: tuple[CalibrationRow, ...]
+    features: np.ndarray  # [R, 3]: layers crossed, 1, wafer boundaries (FITTED's order)
+    base: np.ndarray  # [R] s: KV reads and hidden-vector transfers (assumed constants)
+    spec: np.ndarray  # [R] pass cost per yielded token, relative to one plain pass
+    observed: np.ndarray  # [R] s per token, published
+
+
+def design(rows: Sequence[CalibrationRow], *, wafer: Wafer | None = None,
+           assumed: TimingConstants | None = None, accepted: float | None = None) -> Design:
+    """``accepted`` replaces the acceptance of every row that speculates (the sensitivity)."""
+    wafer, assumed = wafer or Wafer(), assumed or TimingConstants()
+    zero = WaferModel(wafer=wafer, constants=replace(assumed, layer_s=0.0, fixed_s=0.0,
+                                                     hop_s=0.0))
+    feats, base, spec = [], [], []
+    for r in rows:
+        a = (accepted if accepted is not None else r.accepted_per_pass) if r.speculates else 1.0
+        feats.append([r.shape.num_layers, 1.0, zero.wafers(r.shape) - 1])
+        base.append(zero.token_s(r.shape, r.context_tokens))
+        spec.append((1 + assumed.verify_overhead * (a - 1)) / a)
+    return Design(rows=tuple(rows), features=np.array(feats, dtype=float),
+                  base=np.array(base), spec=np.array(spec),
+                  observed=np.array([1.0 / (r.published or 1.0) for r in rows]))
+
+
+def _solve(d: Design, free: Sequence[str], keep: np.ndarray) -> np.ndarray:
+    """Non-negative least squares of the relative errors over the rows in ``keep``."""
+    cols = [FITTED.index(name) for name in free]
+    x = (d.spec / d.observed)[:, None] * d.features[:, cols]
+    y = 1 - d.spec * d.base / d.observed
+    best: tuple[float, np.ndarray] | None = None
+    for k in range(1, len(cols) + 1):  # the best of the non-negative solutions on any subset
+        for subset in itertools.combinations(range(len(cols)), k):
+            sol, *_ = np.linalg.lstsq(x[keep][:, subset], y[keep], rcond=None)
+            if (sol < 0).any():
+                continue
+            theta = np.zeros(len(cols))
+            theta[list(subset)] = sol
+            sse = float(((x[keep] @ theta - y[keep]) ** 2).sum())
+            if best is None or sse < best[0] - 1e-18:
+                best = (sse, theta)
+    full = np.zeros(len(FITTED))
+    if best is not None:
+        full[cols] = best[1]
+    return full
+
+
+def predicted_tokens_per_s(d: Design, theta: np.ndarray) -> np.ndarray:
+    return 1.0 / (d.spec * (d.base + d.features @ theta))
+
+
+def factor(predicted: float, published: float) -> float:
+    ratio = predicted / published
+    return max(ratio, 1 / ratio)
+
+
+def geometric_mean(values: Sequence[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scores:
+    """One candidate set of constants, fitted on all rows and left out one at a time."""
+
+    constants: tuple[str, ...]
+    theta: dict[str, float]
+    in_sample: tuple[float, ...]  # tokens/s per fittable row
+    left_out: tuple[float, ...]  # tokens/s per fittable row, from a fit without it
+
+    def errors(self, d: Design, which: str = "left_out") -> list[float]:
+        values = getattr(self, which)
+        return [factor(p, 1 / o) for p, o in zip(values, d.observed, strict=True)]
+
+    def summary(self, d: Design) -> dict[str, float]:
+        loo, ins = self.errors(d), self.errors(d, "in_sample")
+        return {"in_sample_mean": geometric_mean(ins), "in_sample_worst": max(ins),
+                "loo_mean": geometric_mean(loo), "loo_worst": max(loo)}
+
+
+def score(d: Design, constants: Sequence[str]) -> Scores:
+    everything = np.ones(len(d.rows), dtype=bool)
+    theta = _solve(d, constants, everything)
+    left_out = []
+    for i in range(len(d.rows)):
+        keep = everything.copy()
+        keep[i] = False
+        left_out.append(float(predicted_tokens_per_s(d, _solve(d, constants, keep))[i]))
+    return Scores(constants=tuple(constants), theta=dict(zip(FITTED, map(float, theta),
+                                                             strict=True)),
+                  in_sample=tuple(map(float, predicted_tokens_per_s(d, theta))),
+                  left_out=tuple(left_out))
+
+
+def fittable_rows() -> list[CalibrationRow]:
+    return [r for r in calibration_rows() if r.fittable]
+
+
+def choose(d: Design) -> Scores:
+    """The candidate that predicts left-out rows best (fewer constants on a tie)."""
+    scored = [score(d, c) for c in CANDIDATES]
+    return min(scored, key=lambda s: (round(s.summary(d)["loo_mean"], 6), len(s.constants)))
 
 
 def fit(*, wafer: Wafer | None = None, assumed: TimingConstants | None = None
         ) -> TimingConstants:
-    """The fitted constants (the assumptions are taken from ``assumed``)."""
-    wafer, assumed = wafer or Wafer(), assumed or TimingConstants()
-    rows = _fit_rows()
-    shapes = [load_preset(r.preset or "") for r in rows]
-    observed = np.array([1.0 / (r.published or 1.0) for r in rows])  # [R] s per token
-    # Speculation: effective time per token = pass time / accepted.
-    spec = np.array([(1 + assumed.verify_overhead * (r.accepted_per_pass - 1))
-                     / r.accepted_per_pass for r in rows])
-    zero = replace(assumed, layer_s=0.0, hop_s=0.0, fixed_s=0.0)
-    base = np.array([WaferModel(wafer=wafer, constants=zero).token_s(s, r.context_tokens)
-                     for s, r in zip(shapes, rows, strict=True)])  # KV reads, hop transfers
-    hops = np.array([WaferModel(wafer=wafer).wafers(s) - 1 for s in shapes], dtype=float)
-    best: tuple[float, float, np.ndarray] | None = None
-    for exponent in np.round(np.arange(0, MAX_WIDTH_EXPONENT + 1e-9, 0.01), 2):
-        unit = WaferModel(wafer=wafer, constants=replace(zero, layer_s=1.0,
-                                                         width_exponent=float(exponent)))
-        layers = np.array([unit.token_s(s, r.context_tokens) for s, r in
-                           zip(shapes, rows, strict=True)]) - base
-        # relative error: spec * (X @ [a, h, f] + base) / observed - 1
-        x = (spec / observed)[:, None] * np.stack([layers, hops, np.ones_like(hops)], axis=1)
-        y = 1 - spec * base / observed
-        for free in itertools.chain.from_iterable(
-                itertools.combinations(range(3), k) for k in (1, 2, 3)):
-            sol, *_ = np.linalg.lstsq(x[:, free], y, rcond=None)
-            if (sol < 0).any():
-                continue
-            theta = np.zeros(3)
-            theta[list(free)] = sol
-            sse = float(((x @ theta - y) ** 2).sum())
-            if best is None or sse < best[0] - 1e-15:
-                best = (sse, float(exponent), theta)
-    assert best is not None, "no non-negative fit"
-    _, exponent, (layer_s, hop_s, fixed_s) = best
-    return replace(assumed, layer_s=float(layer_s), width_exponent=exponent,
-                   hop_s=float(hop_s), fixed_s=float(fixed_s))
+    """The shipped constants: the chosen candidate fitted on every fittable row."""
+    assumed = assumed or TimingConstants()
+    chosen = choose(design(fittable_rows(), wafer=wafer, assumed=assumed))
+    return replace(assumed, **chosen.theta)
 
 
 @dataclass(frozen=True, kw_only=True)
-class ReportRow:
-    row: CalibrationRow
-    predicted: float | None  # tokens/s; None when the architecture is unknown
-    wafers: int | None
-
-    @property
-    def error(self) -> float | None:
-        """(predicted - published) / published."""
-        if self.predicted is None or not self.row.published:
-            return None
-        return self.predicted / self.row.published - 1
+class Sensitivity:
+    accepted: float
+    scores: Scores
+    design: Design
 
 
-def report(model: WaferModel | None = None) -> list[ReportRow]:
-    model = model or WaferModel()
+def sensitivity(constants: Sequence[str]) -> list[Sensitivity]:
+    """The same candidate refitted with every speculating row at each acceptance."""
+    rows = fittable_rows()
     out = []
-    for row in calibration_rows():
-        if row.preset is None:
-            out.append(ReportRow(row=row, predicted=None, wafers=None))
-            continue
-        shape = load_preset(row.preset)
-        out.append(ReportRow(row=row, wafers=model.wafers(shape),
-                             predicted=model.decode_tokens_per_s(shape, row.context_tokens,
-                                                                 row.accepted_per_pass)))
+    for a in SPECULATION_SWEEP:
+        d = design(rows, accepted=a)
+        out.append(Sensitivity(accepted=a, scores=score(d, constants), design=d))
     return out
-
-
-def format_report(rows: list[ReportRow], constants: TimingConstants) -> str:
-    head = f"{'model':<48} {'date':<8} {'A':>4} {'wafers':>6} {'published':>10} " \
-           f"{'predicted':>10} {'error':>7}"
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        published = (f"{r.row.published:.0f}" if r.row.published
-                     else f">= {r.row.at_least:.0f}" if r.row.at_least else "-")
-        predicted = f"{r.predicted:.0f}" if r.predicted is not None else "n/a"
-        error = f"{r.error:+.1%}" if r.error is not None else "-"
-        wafers = str(r.wafers) if r.wafers is not None else "-"
-        lines.append(f"{r.row.model[:48]:<48} {r.row.date:<8} {r.row.accepted_per_pass:>4.1f} "
-                     f"{wafers:>6} {published:>10} {predicted:>10} {error:>7}")
-    c = constants
-    lines += ["", f"fitted:  layer_s = {c.layer_s * 1e6:.3f} µs at 2e8 active params, "
-              f"width_exponent = {c.width_exponent:.2f}, hop_s = {c.hop_s * 1e6:.3f} µs, "
-              f"fixed_s = {c.fixed_s * 1e6:.1f} µs",
-              f"assumed: verify_overhead = {c.verify_overhead}, prefill_utilization = "
-              f"{c.prefill_utilization}, kv_read_share = {c.kv_read_share}; rows at "
-              f"{CALIBRATION_CONTEXT} tokens of context; A = accepted tokens per pass"]
-    return "\n".join(lines)

@@ -1,19 +1,24 @@
 """How fast a production model would decode on Cerebras WSE-3 wafers: a small timing model.
 
-Published Cerebras speeds are not bytes over SRAM bandwidth (70B weights read in under 2 µs
-at 21 PB/s, yet a token takes 0.4-2 ms); they follow the layers a token crosses. A model is
-laid out as a pipeline over as many wafers as its weights need, so one token costs
+What the hardware says. A wafer holds its share of the weights in SRAM next to the cores, and
+a model is laid out as a pipeline: each layer owns a region of cores (more cores for a wider
+layer), as many wafers as the weights need are chained, and one token crosses every layer in
+turn. Reading the weights is not what costs: 70B 16-bit weights over four wafers are read in
+under 2 µs at 21 PB/s, yet a token takes 0.4-2 ms. A wider layer is spread over more cores, so
+its time hardly grows with its width; what a token pays is a stage's latency per layer it
+crosses (its partial sums reduced across the region, the activation handed on), the host's
+round trip per token (sampling, the output head, the stream to the user), the links between
+wafers, and, at long contexts, reading each layer's KV cache:
 
-    t_token = sum over layers of t_layer(width) + (wafers - 1) x t_hop + t_fixed
-    t_layer(width) = layer_s x (active params of the layer / 2e8) ^ width_exponent
-                     + reading the layer's KV cache at this context
-    t_hop = hop_s + one hidden vector over a system's I/O link
+    t_pass = fixed_s + sum over layers of (layer_s + the layer's KV bytes / its share of
+             SRAM bandwidth) + (wafers - 1) x (hop_s + one hidden vector over a system link)
 
-and speculative decoding verifies A accepted tokens per pass at a cost of
-``t_token x (1 + verify_overhead x (A - 1))``. ``layer_s``, ``width_exponent``, ``hop_s`` and
-``fixed_s`` are fitted to published speeds by engine/targets/wafer_calibration.py; the other
-constants are documented assumptions. Prefill is compute: 2 x active params per token plus
-attention, over the wafers' FLOP rate at ``prefill_utilization``.
+Speculative decoding is an input, never a fitted constant: a pass that verifies and yields A
+tokens costs ``t_pass x (1 + verify_overhead x (A - 1))``. ``layer_s``, ``fixed_s`` and
+``hop_s`` are fitted to published speeds by engine/targets/wafer_calibration.py, which keeps a
+constant only when it predicts rows left out of the fit better than the one-constant baseline
+(``layer_s`` alone); the other constants are documented assumptions. Prefill is compute:
+2 x active params per token plus attention, over the wafers' FLOP rate.
 """
 
 from __future__ import annotations
@@ -23,8 +28,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from engine.targets.model_config import ModelShape
-
-REFERENCE_WIDTH = 2e8  # active params of one layer (about a Llama 3.1 8B layer)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,6 +41,8 @@ class Wafer:
     # Activations, routing code and I/O buffers take the rest. Any share in 0.80-1.0 puts
     # Llama 3.1 70B (141 GB at 16 bits) on the 4 wafers Cerebras announced for it.
     usable_fraction: float = 0.85
+    # The largest published CS-3 cluster (Condor Galaxy 3) has 64 systems.
+    max_wafers: int = 64
 
     @property
     def usable_bytes(self) -> float:
@@ -46,13 +51,12 @@ class Wafer:
 
 @dataclass(frozen=True, kw_only=True)
 class TimingConstants:
-    """The first four are fitted (wafer_calibration.fit reproduces them); the rest are
-    assumptions no published figure pins down."""
+    """The first three are fitted (wafer_calibration.fit reproduces them; README has the
+    leave-one-out figures); the rest are assumptions no published figure pins down."""
 
-    layer_s: float = 7.4019e-06  # one layer of REFERENCE_WIDTH active params
-    width_exponent: float = 0.5  # capped at 0.5: see wafer_calibration.MAX_WIDTH_EXPONENT
-    hop_s: float = 0.0  # link latency per wafer boundary, on top of the transfer
-    fixed_s: float = 1.3419e-04  # per token: output head, sampling, the host round trip
+    layer_s: float = 6.1420e-06  # one pipeline stage (one layer) per token
+    fixed_s: float = 1.8236e-04  # per token: host round trip, sampling, output head
+    hop_s: float = 0.0  # per wafer boundary beyond the transfer (fitted to 0: see README)
     verify_overhead: float = 0.1  # extra pass time per extra accepted token
     prefill_utilization: float = 0.3  # share of peak FLOP/s a long prefill reaches
     kv_read_share: float = 0.25  # share of a layer's SRAM bandwidth attention gets
@@ -106,12 +110,11 @@ class WaferModel:
 
     def layer_s(self, shape: ModelShape, i: int, context_tokens: int) -> float:
         c = self.constants
-        width = shape.layer_params(i, active=True) / REFERENCE_WIDTH
         # Each layer owns about 1/layers of the wafers' cores, and so of their bandwidth.
         bandwidth = (self.wafers(shape) * self.wafer.sram_bandwidth_bytes_per_s
                      / shape.num_layers * c.kv_read_share)
         kv = shape.attended(i, context_tokens) * shape.kv_bytes_per_layer_token
-        return c.layer_s * width ** c.width_exponent + kv / bandwidth
+        return c.layer_s + kv / bandwidth
 
     def hop_s(self, shape: ModelShape) -> float:
         return self.constants.hop_s + 2 * shape.hidden_size / self.wafer.system_io_bytes_per_s

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -58,11 +59,13 @@ def test_list_presets_and_the_calibration_report(capsys) -> None:
         assert name in listing
     assert main(["simulate", "--calibration-report"]) == 0
     text = capsys.readouterr().out
-    assert "Llama 3.1 70B" in text and "fitted:" in text and "%" in text
+    assert "Llama 3.1 70B" in text and "fitted:" in text and "left out" in text
     assert main(["simulate", "--calibration-report", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    published = [r for r in report["rows"] if r["published"]]
-    assert published and all(abs(r["error"]) < 0.7 for r in published if r["predicted"])
+    fitted = [r for r in report["rows"] if r["left_out"] is not None]
+    assert len(fitted) >= 10 and all(r["error"] >= 1 for r in fitted)
+    assert report["summary"]["loo_mean"] == pytest.approx(
+        math.exp(sum(math.log(r["error"]) for r in fitted) / len(fitted)))
 
 
 def test_plot_draws_or_explains_the_missing_extra(tmp_path: Path, capsys) -> None:
@@ -75,7 +78,24 @@ def test_plot_draws_or_explains_the_missing_extra(tmp_path: Path, capsys) -> Non
         assert code == 0 and png.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_the_calibration_plot(tmp_path: Path, capsys) -> None:
+    png = tmp_path / "calibration.png"
+    code = main(["simulate", "--calibration-report", "--plot", str(png)])
+    if importlib.util.find_spec("matplotlib") is None:
+        assert code == 2 and "sparkedit[plot]" in capsys.readouterr().err
+    else:
+        assert code == 0 and png.read_bytes()[:4] == b"\x89PNG"
+        assert "left out" in capsys.readouterr().out
+
+
+HUGE = {**GLM, "num_layers": 3000, "hidden_size": 16384, "ffn_hidden_size": 65536,
+        "num_attention_heads": 128, "kv_channels": 128}
+
+
 @pytest.mark.parametrize(("args", "says"), [
+    (["--config", "HUGE"], "fits on no number of wafers"),
+    (["--config", "KVHEADS"], "multiple of num_key_value_heads"),
+    (["--config", "ZERO"], "'num_layers'"),
     (["--config", "missing/config.json"], "no such file"),
     (["--config", "NOTJSON"], "not JSON"),
     (["--preset", "no-such-model"], "unknown preset"),
@@ -88,7 +108,12 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], says: str, tmp_path: 
     (tmp_path / "bad.json").write_text("{not json")
     (tmp_path / "nofield.json").write_text(json.dumps(
         {k: v for k, v in GLM.items() if k != "hidden_size"}))
-    paths = {"NOTJSON": str(tmp_path / "bad.json"), "NOFIELD": str(tmp_path / "nofield.json")}
+    (tmp_path / "huge.json").write_text(json.dumps(HUGE))
+    (tmp_path / "kvheads.json").write_text(json.dumps({**GLM, "multi_query_group_num": 5}))
+    (tmp_path / "zero.json").write_text(json.dumps({**GLM, "num_layers": 0}))
+    paths = {"NOTJSON": str(tmp_path / "bad.json"), "NOFIELD": str(tmp_path / "nofield.json"),
+             "HUGE": str(tmp_path / "huge.json"), "KVHEADS": str(tmp_path / "kvheads.json"),
+             "ZERO": str(tmp_path / "zero.json")}
     assert main(["simulate", *[paths.get(a, a) for a in args]]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("sparkedit simulate: ") and says in err
