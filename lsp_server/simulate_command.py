@@ -188,10 +188,10 @@ def plot_calibration(report: Report, path: str) -> None:
                label="fitted on all rows")
     ax.scatter(published, [r.left_out for r in fitted], marker="x", s=60, color="tab:red",
                label="left out of the fit")
-    for r in fitted:
+    for i, r in enumerate(sorted(fitted, key=lambda r: r.row.published or 0)):
         ax.plot([r.row.published] * 2, [r.predicted, r.left_out], color="grey", lw=0.6)
-        ax.annotate(r.row.model, (r.row.published, r.left_out), fontsize=7,
-                    xytext=(4, -3), textcoords="offset points")
+        ax.annotate(r.row.model, (r.row.published, r.left_out), fontsize=7,  # staggered
+                    xytext=(5, (-9, 3, 12)[i % 3]), textcoords="offset points")
     flagged = [r for r in report.rows if r.left_out is None and r.predicted and r.row.published]
     ax.scatter([r.row.published for r in flagged], [r.predicted for r in flagged],
                marker="s", facecolors="none", edgecolors="tab:grey", label="flagged (not fitted)")
@@ -201,6 +201,11 @@ def plot_calibration(report: Report, path: str) -> None:
                     alpha=0.08, label="within x1.25")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ticks = [300, 500, 1000, 2000, 3000, 4000]
+    ax.set_xticks(ticks, [f"{t:,}" for t in ticks])
+    ax.set_yticks(ticks, [f"{t:,}" for t in ticks])
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())
+    ax.yaxis.set_minor_formatter(plt.NullFormatter())
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
     ax.set_xlabel("published decode tokens/s (one user)")

@@ -303,6 +303,9 @@ def main() -> int:
         path = work / f"{name}-{seq}-{n}-{seed}.npy"
         if path.exists():
             return np.load(path)
+        for cached in work.glob(f"{name}-{seq}-*-{seed}.npy"):  # a longer run's stream, same seed
+            if int(cached.stem.split("-")[2]) >= n:
+                return np.load(cached)[:n]
         t0 = time.time()
         pairs = setup.release_pairs(root) if name == "train" else []
         out = setup.token_stream(setup.example_stream(sources, seed, seq * 3, pairs), encoder, n)
