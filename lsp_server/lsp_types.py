@@ -130,18 +130,6 @@ def param_position(params: Any) -> Position | None:
     return None
 
 
-def text_document_request(params: Any) -> tuple[str, int | None, Position] | None:
-    """(uri, version, position) of `{textDocument: {uri, version?}, position}`, or None."""
-    document = param(params, "textDocument")
-    uri, version = param(document, "uri"), param(document, "version")
-    position = param_position(params)
-    if not isinstance(uri, str) or position is None:
-        return None
-    if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
-        return None
-    return uri, version, position
-
-
 def edit_selection_args(args: Sequence[Any]) -> tuple[str, Position, Position, str] | None:
     """`[uri, range, instruction]` of `sparkedit.editSelection`, validated, or None."""
     if len(args) != 3:

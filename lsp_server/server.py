@@ -43,14 +43,14 @@ from typing import Any
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
 
-from lsp_server import lsp_types
+from lsp_server import lsp_types, rpc_errors
 from lsp_server.assistant import Assistant, AssistantCallbacks
 from lsp_server.cli import UsageError
 from lsp_server.completion import CompletionOptions
 from lsp_server.documents import PositionError
 from lsp_server.engine_process import EngineOptions
+from lsp_server.protocol import SparkeditProtocol
 from lsp_server.workspace import Workspace, WorkspaceSettings
 
 log = logging.getLogger(__name__)
@@ -68,16 +68,6 @@ EDIT_SELECTION, ACCEPT = "sparkedit.editSelection", "sparkedit.accept"
 VERSION = "0.1.0"
 
 
-class SparkeditProtocol(LanguageServerProtocol):
-    def structure_message(self, data: dict[str, Any]) -> Any:
-        # JSON-RPC lets a request or notification leave out `params` (vscode-languageclient
-        # does for `sendRequest(method)`); pygls cannot structure such a message and would
-        # never answer it, so an absent `params` is read as null.
-        if isinstance(data, dict) and "method" in data and "params" not in data:
-            data = {**data, "params": None}
-        return super().structure_message(data)
-
-
 class SparkeditServer(LanguageServer):
     def __init__(self, engine: EngineOptions, completion: CompletionOptions) -> None:
         super().__init__("sparkedit", VERSION, protocol_cls=SparkeditProtocol,
@@ -88,6 +78,13 @@ class SparkeditServer(LanguageServer):
         self._stopping = False
         self._index_runs = 0
         self._background: set[asyncio.Task] = set()
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        if isinstance(error, ValueError) and not isinstance(error, rpc_errors.InvalidParams):
+            # json.loads failed (JSONDecodeError, UnicodeDecodeError): the client's bytes
+            self.protocol.parse_error(error)
+            return
+        super().report_server_error(error, source)
 
     @property
     def client_capabilities(self) -> types.ClientCapabilities | None:
@@ -233,11 +230,7 @@ def build_server(engine: EngineOptions | None = None,
 
     @server.feature(NEXT_EDIT)
     async def next_edit(ls: SparkeditServer, params: Any = None) -> dict[str, Any]:
-        request = lsp_types.text_document_request(params)
-        if request is None:
-            log.info("sparkedit/nextEdit needs textDocument.uri and a position")
-            return {"edits": []}
-        uri, version, position = request
+        uri, version, position = _checked(rpc_errors.text_document_position, params)
         found = await ls.assistant.next_edit(uri, version, position, ls.encoding)
         if found is None:
             return {"edits": []}
@@ -302,26 +295,16 @@ def build_server(engine: EngineOptions | None = None,
 
     @server.feature(DOCUMENT_TEXT)
     def document_text(ls: SparkeditServer, params: Any = None) -> dict[str, Any] | None:
-        # Validated here, not by pygls: a request pygls cannot deserialise is never
-        # answered (see the field notes), so this one takes anything.
-        uri = lsp_types.param(params, "uri")
-        doc = ls.assistant.documents.get(uri) if isinstance(uri, str) else None
+        uri = _checked(rpc_errors.need_str, params, "uri")
+        doc = ls.assistant.documents.get(uri)
         if doc is None:
             return None
         return {"uri": doc.uri, "version": doc.version, "text": doc.text}
 
     @server.feature(CONTEXT)
     def context(ls: SparkeditServer, params: Any = None) -> dict[str, Any] | None:
-        document = lsp_types.param(params, "textDocument")
-        uri = lsp_types.param(document, "uri")
-        position = lsp_types.param_position(params)
-        budget = lsp_types.param(params, "budget")
-        if not isinstance(uri, str) or position is None:
-            log.info("sparkedit/context needs textDocument.uri and a position")
-            return None
-        if budget is not None and not (isinstance(budget, int) and budget > 0):
-            log.info("sparkedit/context: budget must be a positive integer")
-            return None
+        uri, _, position = _checked(rpc_errors.text_document_position, params)
+        budget = _checked(rpc_errors.optional_int, params, "budget", minimum=1)
         return ls.assistant.context_view(uri, position, ls.encoding, budget)
 
     @server.feature(types.SHUTDOWN)
@@ -336,6 +319,15 @@ def build_server(engine: EngineOptions | None = None,
         ls.assistant.kill_now()
 
     return server
+
+
+def _checked(check: Any, *args: Any, **kwargs: Any) -> Any:
+    """A custom request's params through an rpc_errors check; -32602 naming the field."""
+    try:
+        return check(*args, **kwargs)
+    except rpc_errors.InvalidParams as exc:
+        log.info("invalid params: %s", exc)
+        raise JsonRpcInvalidParams(str(exc)) from None
 
 
 def _configure_logging(level: str) -> None:

@@ -7,8 +7,10 @@ import asyncio
 import sys
 from pathlib import Path
 
+import pytest
 import pytest_lsp
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 from pytest_lsp import ClientServerConfig, LanguageClient
 from test_lsp_session import as_dict, complete, items, request  # same folder
 
@@ -128,13 +130,17 @@ async def test_watched_file_changes_reach_the_index(client, tmp_path):
 
 
 async def test_bad_context_requests_answer_null_and_the_server_keeps_serving(client, tmp_path):
+    """Malformed params: -32602 naming the field; well-formed with nothing to show: null."""
     await start(client, tmp_path)
     uri = open_file(client, tmp_path / "main.py")
-    for params in (None, {}, {"textDocument": {"uri": uri}},
-                   {"textDocument": {"uri": uri}, "position": {"line": 99, "character": 0}},
+    for params, field in ((None, "textDocument.uri"), ({}, "textDocument.uri"),
+                          ({"textDocument": {"uri": uri}}, "position"),
+                          ({"textDocument": {"uri": uri}, "position": {"line": 0, "character": 0},
+                            "budget": -5}, "budget")):
+        with pytest.raises(JsonRpcInvalidParams, match=field):
+            await request(client, "sparkedit/context", params)
+    for params in ({"textDocument": {"uri": uri}, "position": {"line": 99, "character": 0}},
                    {"textDocument": {"uri": "file:///nowhere.py"},
-                    "position": {"line": 0, "character": 0}},
-                   {"textDocument": {"uri": uri}, "position": {"line": 0, "character": 0},
-                    "budget": -5}):
+                    "position": {"line": 0, "character": 0}}):
         assert await request(client, "sparkedit/context", params) is None
     assert (await context_at(client, uri, 0, 0))["total_tokens"] > 0

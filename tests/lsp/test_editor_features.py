@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import pytest_lsp
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException, JsonRpcRequestCancelled
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcRequestCancelled
 from pygls.lsp.client import LanguageClient as PlainClient
 from pytest_lsp import ClientServerConfig, LanguageClient
 from test_lsp_session import SAMPLE, URI, as_dict, complete, items, open_doc, request
@@ -145,10 +145,14 @@ async def test_next_edit_answers_versioned_edits_that_apply_cleanly(client):
                 < len(lines) + 1
     stale = {**params, "textDocument": {"uri": URI, "version": 0}}
     assert (await request(client, "sparkedit/nextEdit", stale)) == {"edits": []}
-    for bad in (None, {}, {"textDocument": {"uri": URI}},
-                {"textDocument": {"uri": URI, "version": "x"}, "position": params["position"]},
-                {"textDocument": {"uri": "file:///nope.py"}, "position": params["position"]}):
-        assert (await request(client, "sparkedit/nextEdit", bad)) == {"edits": []}
+    for bad, field in ((None, "textDocument.uri"), ({}, "textDocument.uri"),
+                       ({"textDocument": {"uri": URI}}, "position"),
+                       ({"textDocument": {"uri": URI, "version": "x"},
+                         "position": params["position"]}, "textDocument.version")):
+        with pytest.raises(JsonRpcInvalidParams, match=field):
+            await request(client, "sparkedit/nextEdit", bad)
+    unknown = {"textDocument": {"uri": "file:///nope.py"}, "position": params["position"]}
+    assert (await request(client, "sparkedit/nextEdit", unknown)) == {"edits": []}
 
 
 async def test_edit_selection_answers_a_versioned_workspace_edit(client):
