@@ -14,7 +14,7 @@ import json
 import logging
 from typing import Any
 
-from lsprotocol.types import EXIT, ResponseErrorMessage
+from lsprotocol.types import CANCEL_REQUEST, EXIT, ResponseErrorMessage
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.json_rpc import (
@@ -47,9 +47,22 @@ class _QuietClientMistakes(logging.Filter):
                               | UnicodeDecodeError)
 
 
+def _strict(kind: type, accepts: tuple[type, ...]) -> Any:
+    def structure(value: Any, _: Any) -> Any:
+        if not isinstance(value, accepts) or (kind is not bool and isinstance(value, bool)):
+            raise TypeError(f"must be {kind.__name__}, got {type(value).__name__}")
+        return kind(value)
+    return structure
+
+
 class SparkeditProtocol(LanguageServerProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # cattrs converts what it can (7 -> "7", "3" -> 3, true -> 1): a change whose text
+        # is a number would be applied as digits. JSON types are taken as they come.
+        for kind, accepts in ((str, (str,)), (int, (int,)), (float, (int, float)),
+                              (bool, (bool,))):
+            self._converter.register_structure_hook(kind, _strict(kind, accepts))
         for name in ("pygls.protocol.json_rpc", "pygls.server"):
             pygls_log = logging.getLogger(name)
             if not any(isinstance(f, _QuietClientMistakes) for f in pygls_log.filters):
@@ -73,10 +86,12 @@ class SparkeditProtocol(LanguageServerProtocol):
                 return self._structure(data)
             except Exception as exc:
                 return self._malformed(data, exc)
-        if "method" in data and "id" in data:
-            self.send_error(rpc_errors.answerable_id(data), rpc_errors.INVALID_REQUEST, problem)
-        else:
+        notification = isinstance(data.get("method"), str) and "id" not in data
+        response = "method" not in data and ("result" in data or "error" in data)
+        if notification or response:  # nothing to answer
             log.warning("ignored a malformed message: %s", problem)
+        else:  # JSON-RPC: an invalid request is answered, with a null id if need be
+            self.send_error(rpc_errors.answerable_id(data), rpc_errors.INVALID_REQUEST, problem)
         return HANDLED
 
     def _structure(self, data: dict[str, Any]) -> Any:
@@ -109,6 +124,10 @@ class SparkeditProtocol(LanguageServerProtocol):
                             problem)
             return
         method = getattr(message, "method", None)
+        if method == CANCEL_REQUEST and not rpc_errors.valid_id(
+                getattr(getattr(message, "params", None), "id", None)):
+            log.warning("ignored $/cancelRequest: params.id must be a string or an integer")
+            return
         if self._shutdown and method not in (None, EXIT) and hasattr(message, "id"):
             self.send_error(message.id, rpc_errors.INVALID_REQUEST,
                             f"{method}: the server is shutting down")

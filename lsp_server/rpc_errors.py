@@ -63,6 +63,15 @@ def _camel(name: str) -> str:
 _VALUE = re.compile(r"^\w+\.(\w+) should be in range \[(-?\d+):(-?\d+)\], but was (.+)\.$")
 
 
+def _type_name(type_: Any) -> str:
+    args = [a for a in getattr(type_, "__args__", ()) if a is not type(None)]
+    if args and getattr(type_, "__origin__", None) is not list:  # Union, Optional
+        return " or ".join(_type_name(a) for a in args)
+    if hasattr(type_, "__attrs_attrs__"):
+        return "an object"
+    return getattr(type_, "__name__", str(type_))
+
+
 def _describe(exc: BaseException, type_: Any) -> str:
     text = str(exc)
     match = _VALUE.match(text)
@@ -72,12 +81,10 @@ def _describe(exc: BaseException, type_: Any) -> str:
     if isinstance(exc, KeyError):
         return "required"
     if isinstance(exc, TypeError | AttributeError) and type_ is not None:
-        name = getattr(type_, "__name__", str(type_))
-        return f"must be {'an object' if hasattr(type_, '__attrs_attrs__') else name}"
+        return f"must be {_type_name(type_)}"
     if isinstance(exc, ValueError) and text:
         return text
-    name = getattr(type_, "__name__", None)
-    return f"must be {name}" if name else "invalid"
+    return f"must be {_type_name(type_)}" if type_ is not None else "invalid"
 
 
 def field_errors(exc: BaseException) -> list[str]:
