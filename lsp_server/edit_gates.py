@@ -4,8 +4,9 @@ A next edit is suppressed when it
 - deletes or rewrites a line that neither the cursor nor the recent edit history points at
   (`destructive`): a line is pointed at when it lies within CURSOR_REACH lines of the
   cursor, was changed by the recent edits, shares an identifier with their changed lines
-  (a rename or a replaced call carried on), or reads like a line they changed (the same
-  conversion applied to a sibling line);
+  and is carried on in changed form (a rename or a replaced call; deleted only after the
+  user deleted lines), or reads like a line they changed (the same conversion applied to
+  a sibling line);
 - makes the region fail to parse when it parsed before (`breaks_parse`);
 - undoes the user's last edit, all of it or one of its hunks (`undoes_last_edit`).
 
@@ -37,6 +38,7 @@ MESSAGES: dict[Reason, str] = {
 CURSOR_REACH = 2  # lines above and below the cursor that a next edit may rewrite
 RECENT_DIFFS = 3  # the newest diffs of the document that point at lines
 SIBLING_RATIO = 0.6  # difflib ratio above which a line reads like one the user changed
+REWRITE_RATIO = 0.5  # difflib ratio above which a new line is an old one carried on, changed
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Words too common to tie a line to an edit (keywords of the eight languages).
 _COMMON = frozenset(re.findall(r"\w+", """
@@ -122,15 +124,21 @@ def unpointed_lines(old_region: str, new_region: str, first_line: int, cursor_li
     changed = [line for h in hunks for line in (*h.removed, *h.added)]
     words = _words(changed)
     removed = [line.strip() for h in hunks for line in h.removed if line.strip()]
+    deleted_lines = any(h.removed and not h.added for h in hunks)
     out: list[int] = []
-    for i1, i2, _, _ in _changed_blocks(before, after):
+    for i1, i2, j1, j2 in _changed_blocks(before, after):
         for i in range(i1, i2):
             line, row = before[i], first_line + i
             if not line.strip() or abs(row - cursor_line) <= CURSOR_REACH or row in touched:
                 continue
-            if words & _words([line]):
-                continue
             stripped = line.strip()
+            # A shared identifier excuses a line carried on in changed form (a rename, a
+            # replaced call), or deleted after the user deleted lines; not a line that
+            # simply vanishes under unrelated text.
+            rewritten = any(difflib.SequenceMatcher(None, stripped, new.strip()).ratio()
+                            >= REWRITE_RATIO for new in after[j1:j2])
+            if words & _words([line]) and (rewritten or deleted_lines):
+                continue
             if any(difflib.SequenceMatcher(None, stripped, old).ratio() >= SIBLING_RATIO
                    for old in removed):
                 continue

@@ -58,6 +58,27 @@ def test_deleting_untouched_lines_far_from_the_cursor_is_suppressed() -> None:
     assert unpointed_lines(text, proposal, 0, 1, _renamed_history()) == [4, 5]
 
 
+def test_a_line_sharing_a_renamed_name_may_change_but_not_vanish() -> None:
+    """`rows` appears in the user's change, so `log_count(rows)` may be carried on, but
+    replacing it with unrelated text is no propagation (found by the model evaluation)."""
+    text = SOURCE.replace("def report(rows):", "def report(rows, limit):")
+    history = [unified_diff("a.py", SOURCE, text)]
+    carried = text.replace("    log_count(rows)", "    log_count(rows, limit)")
+    assert _check(text, carried, cursor_line=0, history=history) is None
+    vanished = text.replace("    log_count(rows)", "    # the rows are the rows are the rows")
+    assert _check(text, vanished, cursor_line=0, history=history) == "destructive"
+
+
+def test_lines_may_be_deleted_after_the_user_deleted_lines() -> None:
+    """The user deleted the loop over `rows`; deleting the far `log_count(rows)` too is a
+    deletion carried on, and is shown."""
+    loop = "    for row in rows:\n        total += row.amount\n"
+    text = SOURCE.replace(loop, "")
+    history = [unified_diff("a.py", SOURCE, text)]
+    proposal = text.replace("    log_count(rows)\n", "")
+    assert _check(text, proposal, cursor_line=0, history=history) is None
+
+
 def test_with_no_history_only_lines_near_the_cursor_may_change() -> None:
     near = SOURCE.replace('    print("done")', '    print("finished")')
     assert _check(SOURCE, near, cursor_line=5, history=[]) is None
