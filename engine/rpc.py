@@ -36,6 +36,7 @@ from engine.rpc_framing import (
     request_frame,
     response_frame,
 )
+from engine.targets.base import TargetError
 
 __all__ = [
     "ERROR_CODES", "MAX_FRAME_BYTES", "NOTIFICATION", "READ_CHUNK", "REQUEST", "RESPONSE",
@@ -154,6 +155,11 @@ class RpcServer:
             return
         except asyncio.CancelledError:
             raise
+        except TargetError as exc:  # an expected failure of the target: one line
+            log.info("%s: %s: %s", msg.method, type(exc).__name__, exc)  # the client says it
+            await conn.send(response_frame(msgid, {
+                "code": "target", "message": f"{type(exc).__name__}: {exc}"}, None))
+            return
         except Exception as exc:  # a bug in a handler must not take the connection down
             log.exception("internal error in %s", msg.method)
             await conn.send(response_frame(msgid, {

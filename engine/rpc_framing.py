@@ -22,7 +22,7 @@ MAX_FRAME_BYTES = 64 * 1024 * 1024
 READ_CHUNK = 65536
 
 ERROR_CODES = ("malformed_frame", "unknown_method", "invalid_params", "context_overflow",
-               "unauthorized", "internal")
+               "unauthorized", "target", "internal")
 
 
 class EngineError(Exception):

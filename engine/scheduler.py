@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.rpc import EngineError
-from engine.targets.base import ContextOverflowError, OnText, ShouldStop, Target
+from engine.targets.base import ContextOverflowError, OnText, ShouldStop, Target, TargetError
 
 log = logging.getLogger("sparkedit.engine.scheduler")
 
@@ -237,6 +237,9 @@ class Scheduler:
             result = self._target.generate(job.params, job.on_text, job.stop.is_set)
         except ContextOverflowError as exc:
             return EngineError("context_overflow", str(exc))
+        except TargetError as exc:  # expected: one line, no traceback
+            log.info("generate: %s: %s", type(exc).__name__, exc)  # the client says it
+            return EngineError("target", f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # keep the worker alive for the next job
             log.exception("generate failed")
             return EngineError("internal", f"{type(exc).__name__}: {exc}")

@@ -24,6 +24,11 @@ class ContextOverflowError(ValueError):
     `context_overflow` rather than `invalid_params` so a client can shrink its budget."""
 
 
+class TargetError(RuntimeError):
+    """An expected failure of a target (a refused key, an unreachable or rate-limiting
+    server, a retired model): answered as a `target` RPC error in one line, no traceback."""
+
+
 @runtime_checkable
 class Target(Protocol):
     name: str

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.targets.base import ContextOverflowError
+from engine.targets.base import ContextOverflowError, TargetError
 
 RETRY_STATUSES = frozenset({408, 409, 429})
 RATE_LIMIT_SCOPES = ("requests-day", "tokens-minute")
@@ -25,7 +25,7 @@ _CONTEXT_TOO_LONG = re.compile(
 _CONTEXT_CODES = frozenset({"context_length_exceeded", "string_above_max_length"})
 
 
-class RemoteError(RuntimeError):
+class RemoteError(TargetError):
     """A remote target failed. The message names the target and the problem, never the key;
     the engine answers it as an RPC error and keeps serving."""
 

@@ -13,7 +13,7 @@ import pytest
 
 from engine.rpc import EngineError
 from engine.scheduler import Scheduler, result_to_wire
-from engine.targets.base import ContextOverflowError
+from engine.targets.base import ContextOverflowError, TargetError
 
 PASS_S = 0.01
 
@@ -44,6 +44,8 @@ class FakeTarget:
         self.threads.add(threading.get_ident())
         if params.get("overflow"):
             raise ContextOverflowError("prompt of 99 tokens + 10 > 100")
+        if params.get("refused"):
+            raise TargetError("the key was refused")
         if params.get("crash"):
             raise RuntimeError("bug")
         out: list[int] = []
@@ -125,6 +127,9 @@ async def test_failures_become_engine_errors_and_the_worker_survives(sched) -> N
     with pytest.raises(EngineError) as err:
         await scheduler.submit(("c", 2), {"name": "b", "crash": True}, None).future
     assert err.value.code == "internal"
+    with pytest.raises(EngineError) as err:
+        await scheduler.submit(("c", 4), {"name": "r", "refused": True}, None).future
+    assert err.value.code == "target" and "refused" in err.value.message
     assert (await scheduler.submit(("c", 3), {"name": "ok", "n": 1}, None).future)["tokens"] == [0]
 
 

@@ -113,7 +113,7 @@ async def test_a_remote_failure_is_an_rpc_error_and_the_engine_keeps_serving(fak
         with pytest.raises(EngineError) as caught:
             await client.generate({"tokens": fim(tokenizer), "max_tokens": 4})
         assert "RemoteAuthError" in caught.value.message and "HTTP 401" in caught.value.message
-        assert KEY not in caught.value.message
+        assert caught.value.code == "target" and KEY not in caught.value.message
         fake.scripts["fake-coder"] = Script(
             always=Failure(400, "maximum context length is 8192 tokens"))
         with pytest.raises(EngineError) as caught:
@@ -161,6 +161,20 @@ def test_suggest_against_a_remote_target(fake, tmp_path):
     assert post.headers["authorization"] == f"Bearer {KEY}"
     user = post.body["messages"][1]["content"]
     assert "import math\n<CURSOR>\n\nprint(add(1, 2))" in user
+
+
+def test_suggest_with_a_refused_key_says_so_in_one_line(fake, tmp_path):
+    fake.scripts["fake-coder"] = Script(always=Failure(401, f"bad key {KEY}"))
+    source = tmp_path / "calc.py"
+    source.write_text("import math\n\n\nprint(add(1, 2))\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "lsp_server.cli", "suggest", str(source), "--at", "2:1",
+         "--target", "cerebras", "--base-url", fake.base_url, "--model", "fake-coder"],
+        capture_output=True, text=True, cwd=ROOT, env=remote_env(), timeout=60)
+    assert done.returncode == 1
+    assert KEY not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "401" in lines[0] and "CEREBRAS_API_KEY" in lines[0], lines
 
 
 def test_suggest_explains_a_missing_key(tmp_path):
