@@ -66,10 +66,18 @@ def edit_object(text: str, changes: Sequence[Change]) -> dict[str, Any] | None:
     return {"start": point(first), "end": point(last), "new_text": new_span}
 
 
-def write_with_backup(path: Path, expected: str, new_text: str) -> Path:
+def write_with_backup(path: Path, expected: str, new_text: str,
+                      workspace: Path | None = None) -> Path:
     """Write `new_text` to `path` atomically, keeping the previous content in a backup
     beside it; refuse (ApplyError) when the file no longer holds `expected` or is read-only.
-    Returns the backup's path."""
+    A symbolic link is written through (it stays a link), unless it leads out of
+    `workspace`. Returns the backup's path."""
+    real = path.resolve()
+    if real != path.absolute():
+        if workspace is not None and not real.is_relative_to(workspace.resolve()):
+            raise ApplyError(f"{path} is a link to {real}, outside the workspace "
+                             f"{workspace}; nothing was written")
+        path = real
     try:
         with open(path, encoding="utf-8", newline="") as f:
             current = f.read()

@@ -260,7 +260,8 @@ def run_suggest(args: argparse.Namespace) -> int:
             print("sparkedit suggest: nothing to apply", file=sys.stderr)
             return 0
         try:
-            backup = write_with_backup(Path(args.path), text, after)
+            link = Path(args.path).absolute()  # the workspace the user named, not the target
+            backup = write_with_backup(link, text, after, workspace=find_root(link))
         except ApplyError as exc:
             print(f"sparkedit suggest: {exc}", file=sys.stderr)
             return 1

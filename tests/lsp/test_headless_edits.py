@@ -27,7 +27,7 @@ QWEN = ["--model", str(Path(__file__).parents[1] / "data" / "reference" / "qwen2
 
 
 def project(tmp_path: Path) -> Path:
-    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git").mkdir(parents=True)
     path = tmp_path / "geometry.py"
     path.write_text(CODE)
     return path
@@ -137,6 +137,37 @@ def test_the_writer_refuses_a_file_that_changed_since_it_was_read(tmp_path):
     assert path.read_text() == "x = 2\n" and backup.read_text() == "x = 1\n"
     assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(backup.stat().st_mode)
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".a.py.")]  # no temp left
+
+
+def test_the_writer_follows_links_inside_the_workspace_only(tmp_path):
+    workspace, outside = tmp_path / "repo", tmp_path / "elsewhere"
+    workspace.mkdir()
+    outside.mkdir()
+    (workspace / "real.py").write_text("x = 1\n")
+    inner = workspace / "inner.py"
+    inner.symlink_to(workspace / "real.py")
+    write_with_backup(inner, "x = 1\n", "x = 2\n", workspace=workspace)
+    assert inner.is_symlink() and (workspace / "real.py").read_text() == "x = 2\n"
+    (outside / "secret.py").write_text("y = 1\n")
+    escape = workspace / "escape.py"
+    escape.symlink_to(outside / "secret.py")
+    with pytest.raises(ApplyError, match="outside the workspace"):
+        write_with_backup(escape, "y = 1\n", "y = 2\n", workspace=workspace)
+    assert (outside / "secret.py").read_text() == "y = 1\n" and escape.is_symlink()
+    assert not list(outside.glob("*" + BACKUP_SUFFIX))
+
+
+def test_apply_refuses_a_link_out_of_the_workspace(tmp_path):
+    path = project(tmp_path / "elsewhere")
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    link = repo / "geometry.py"
+    link.symlink_to(path)
+    done = suggest(str(link), "--at", "2:17", "--max-tokens", "4", "--apply")
+    assert path.read_text() == CODE and link.is_symlink()
+    if "nothing to apply" not in done.stderr:
+        last = done.stderr.strip().splitlines()[-1]
+        assert done.returncode == 1 and "outside the workspace" in last
 
 
 def test_edit_object_spans_all_changes_in_one_based_points():
