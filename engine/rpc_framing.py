@@ -16,9 +16,11 @@ from typing import Any
 import msgpack
 
 REQUEST, RESPONSE, NOTIFICATION = 0, 1, 2
-# A 128k-token prompt is well under a megabyte of text or ids; the cap only stops a peer
-# from making us buffer without bound while a frame is incomplete.
-MAX_FRAME_BYTES = 64 * 1024 * 1024
+# A 128k-token prompt is well under a megabyte of text or ids; the cap stops a peer from
+# making us buffer without bound while a frame is incomplete: a frame that declares a
+# gigabyte is refused once 16 MiB of it have arrived (msgpack checks no declared length
+# before the bytes are there), so a connection never holds more than that.
+MAX_FRAME_BYTES = 16 * 1024 * 1024
 READ_CHUNK = 65536
 
 ERROR_CODES = ("malformed_frame", "unknown_method", "invalid_params", "context_overflow",

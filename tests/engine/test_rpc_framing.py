@@ -18,6 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.rpc import (
+    MAX_FRAME_BYTES,
     Connection,
     EngineClient,
     EngineConnectionError,
@@ -296,3 +297,22 @@ async def test_a_dropped_connection_fails_every_pending_call(local_server: tuple
 async def test_connecting_to_nothing_is_a_connection_error(tmp_path: Path) -> None:
     with pytest.raises(EngineConnectionError):
         await EngineClient.connect(str(tmp_path / "absent.sock"))
+
+
+@pytest.mark.parametrize("header", [
+    b"\xc6\x40\x00\x00\x00",  # bin32 of 1 GiB
+    b"\xdb\x40\x00\x00\x00",  # str32 of 1 GiB
+    b"\x94\x00\x01\xa8generate\xdd\x40\x00\x00\x00",  # params: an array32 of 2^30
+])
+def test_a_frame_declaring_a_gigabyte_is_refused_within_the_cap(header: bytes) -> None:
+    reader, fed, out = FrameReader(), 0, []
+    chunk = b"\x00" * (1 << 20)
+    out = reader.feed(header)
+    while not out:
+        assert fed <= MAX_FRAME_BYTES + len(chunk), "buffered past the cap"
+        out = reader.feed(chunk)
+        fed += len(chunk)
+    assert len(out) == 1 and isinstance(out[0], MalformedFrame)
+    # the reader keeps working for the next, well-formed frame
+    ok = reader.feed(msgpack.packb([0, 7, "health", {}]))
+    assert [getattr(m, "id", None) for m in ok] == [7]
