@@ -86,6 +86,7 @@ class Feedback:
         self._shown_latencies: deque[float] = deque(maxlen=MAX_SAMPLES)
         self._decisions: deque[float] = deque(maxlen=MAX_SAMPLES)  # shown -> accepted, ms
         self._session_saved = False
+        self._save_failing = False  # said once; said again only after a save succeeded
         self._suppressed_by: dict[str, int] = {}  # quality gate -> edits it held back
 
     # -- events
@@ -178,9 +179,15 @@ class Feedback:
                 "lifetime": {**lifetime, **_rates(lifetime)}}
         try:
             _write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
-        except OSError as exc:
-            log.warning("could not save statistics to %s: %s", path, exc)
+        except OSError as exc:  # a read-only or full folder: keep serving, say so once
+            if not self._save_failing:
+                log.warning("could not save statistics to %s: %s (the counts are kept in "
+                            "memory; said once)", path, exc)
+            self._save_failing = True
             return
+        if self._save_failing:
+            log.info("statistics saved to %s again", path)
+        self._save_failing = False
         self._saved = dict(self._counts)
         self._session_saved = True
 

@@ -176,7 +176,12 @@ def test_save_never_raises(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> 
     _show(feedback, "a")
     with caplog.at_level(logging.WARNING):
         feedback.save(now=1.0)
-    assert "could not save" in caplog.text
+        feedback.save(now=2.0)
+        feedback.save(now=3.0)
+    assert caplog.text.count("could not save") == 1  # said once, not every minute
+    blocker.unlink()  # the folder can be written again: the counts kept are saved
+    feedback.save(now=4.0)
+    assert json.loads((blocker / "sub" / "stats.json").read_text())["lifetime"]["shown"] == 1
     Feedback(None).save(now=1.0)  # no path: nothing to do
 
 
