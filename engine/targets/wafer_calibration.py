@@ -198,9 +198,10 @@ def fittable_rows() -> list[CalibrationRow]:
     return [r for r in calibration_rows() if r.fittable]
 
 
-def choose(d: Design) -> Scores:
-    """The candidate that predicts left-out rows best (fewer constants on a tie)."""
-    scored = [score(d, c) for c in CANDIDATES]
+def choose(d: Design, scored: Sequence[Scores] | None = None) -> Scores:
+    """The candidate that predicts left-out rows best (fewer constants on a tie); `scored`:
+    the candidates already scored on `d`."""
+    scored = scored if scored is not None else [score(d, c) for c in CANDIDATES]
     return min(scored, key=lambda s: (round(s.summary(d)["loo_mean"], 6), len(s.constants)))
 
 

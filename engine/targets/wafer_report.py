@@ -72,8 +72,9 @@ class Report:
 def build_report(model: WaferModel | None = None) -> Report:
     model = model or WaferModel()
     d = design(fittable_rows())
-    candidates = [(s, s.summary(d)) for s in (score(d, c) for c in CANDIDATES)]
-    shipped = choose(d)
+    scored = [score(d, c) for c in CANDIDATES]
+    candidates = [(s, s.summary(d)) for s in scored]
+    shipped = choose(d, scored)  # the leave-one-out fits are not run twice
     left_out = {r.model: p for r, p in zip(d.rows, shipped.left_out, strict=True)}
     rows = []
     for row in calibration_rows():
