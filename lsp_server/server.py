@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 import time
@@ -80,8 +81,8 @@ class SparkeditServer(LanguageServer):
         self._background: set[asyncio.Task] = set()
 
     def report_server_error(self, error: Exception, source: Any) -> None:
-        if isinstance(error, ValueError) and not isinstance(error, rpc_errors.InvalidParams):
-            # json.loads failed (JSONDecodeError, UnicodeDecodeError): the client's bytes
+        if isinstance(error, json.JSONDecodeError | UnicodeDecodeError):
+            # json.loads failed on the client's bytes
             self.protocol.parse_error(error)
             return
         super().report_server_error(error, source)
