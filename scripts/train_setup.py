@@ -64,8 +64,8 @@ def release_pairs(root: Path) -> list:
     return [p for p in load_release_pairs(path) if getattr(p, "split", "train") != "held_out"]
 
 
-def example_stream(files: list[td.SourceFile], seed: int, max_chars: int,
-                   pairs: list) -> Iterator[td.Pieces]:
+def example_stream(files: list[td.SourceFile], seed: int, max_chars: int, pairs: list,
+                   language_weights: dict[str, float] | None = None) -> Iterator[td.Pieces]:
     """lm / repo / fim examples from training_data, edits from the multilingual mix
     (edit_mix.py: propagation, typing, no-edit, instructions, mined) when the files are not
     all Python, else training_data's v1 edit kinds."""
@@ -74,7 +74,8 @@ def example_stream(files: list[td.SourceFile], seed: int, max_chars: int,
     from edit_mix import edit_examples
 
     edits = edit_examples(files, seed + 17, max_chars, release_pairs=pairs)
-    return td.examples(files, seed, max_chars, edit_stream=edits)
+    return td.examples(files, seed, max_chars, edit_stream=edits,
+                       language_weights=language_weights)
 
 
 def fast_dtype() -> torch.dtype:

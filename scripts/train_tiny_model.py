@@ -171,6 +171,18 @@ def batch(stream: np.ndarray, rng: np.random.Generator, size: int, seq: int) -> 
 # ---------------------------------------------------------------------------------------
 # Training
 
+def parse_language_weights(items: list[str]) -> dict[str, float]:
+    """["python=3"] -> {"python": 3.0}; SystemExit with one line on a malformed item."""
+    weights = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise SystemExit(f"--language-weight wants LANG=NUMBER, not {item!r}") from None
+    return weights
+
+
 def learning_rate(step: int, progress: float, peak: float, warmup: int) -> float:
     """Linear warm-up over `warmup` steps, then cosine decay to 10 % as progress goes 0 -> 1."""
     if step < warmup:
@@ -246,6 +258,9 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--language-weight", action="append", default=[], metavar="LANG=W",
+                    help="draw LANG's files W times as often as another language's (default "
+                         "1 each); may be repeated")
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=6)
     ap.add_argument("--heads", type=int, default=4)
@@ -263,6 +278,7 @@ def main() -> int:
     ap.add_argument("--eval-every", type=int, default=200)
     args = ap.parse_args()
 
+    language_weights = parse_language_weights(args.language_weight)
     torch.manual_seed(args.seed)
     torch.set_flush_denormal(True)  # random-init training on this CPU crawls on denormals
     root = setup.train_root()
@@ -300,15 +316,19 @@ def main() -> int:
 
     def stream_for(name: str, seq: int, steps: int, seed: int, sources: list) -> np.ndarray:
         n = steps * args.batch * seq + seq * 8
-        path = work / f"{name}-{seq}-{n}-{seed}.npy"
+        train = name == "train"
+        weights = language_weights if train else {}  # validation stays one mix across runs
+        tag = name + "".join(f"+{lang}{w:g}" for lang, w in sorted(weights.items()))
+        path = work / f"{tag}-{seq}-{n}-{seed}.npy"
         if path.exists():
             return np.load(path)
-        for cached in work.glob(f"{name}-{seq}-*-{seed}.npy"):  # a longer run's stream, same seed
+        for cached in work.glob(f"{tag}-{seq}-*-{seed}.npy"):  # a longer run's stream, same seed
             if int(cached.stem.split("-")[2]) >= n:
                 return np.load(cached)[:n]
         t0 = time.time()
-        pairs = setup.release_pairs(root) if name == "train" else []
-        out = setup.token_stream(setup.example_stream(sources, seed, seq * 3, pairs), encoder, n)
+        pairs = setup.release_pairs(root) if train else []
+        examples = setup.example_stream(sources, seed, seq * 3, pairs, weights or None)
+        out = setup.token_stream(examples, encoder, n)
         np.save(path, out)
         print(f"{n:,} {name} tokens at {seq} built in {time.time() - t0:.0f} s", flush=True)
         return out

@@ -403,11 +403,13 @@ def edit_task(rng: random.Random, f: SourceFile, max_chars: int) -> EditTask | N
 
 def examples(files: list[SourceFile], seed: int, max_chars: int,
              mix: tuple[float, float, float, float] = (0.25, 0.1, 0.45, 0.2),
-             edit_stream: Iterator[Pieces] | None = None) -> Iterator[Pieces]:
+             edit_stream: Iterator[Pieces] | None = None,
+             language_weights: dict[str, float] | None = None) -> Iterator[Pieces]:
     """An endless, seeded stream of training examples over `files` (lm, repo, fim, edit).
 
-    Files are drawn language first (each language equally often), so a language with many
-    files does not crowd out the others. The edit share comes from `edit_stream` when
+    Files are drawn language first (each language equally often, or as `language_weights`
+    says: a language not named weighs 1), so a language with many files does not crowd out
+    the others. The edit share comes from `edit_stream` when
     given (edit_mix.py's multilingual kinds), else from this module's Python kinds."""
     rng = random.Random(seed)
     groups: dict[str, list[SourceFile]] = {}
@@ -417,8 +419,12 @@ def examples(files: list[SourceFile], seed: int, max_chars: int,
         by_language.setdefault(f.language, []).append(f)
     group_list = [g for g in groups.values() if len(g) >= 2]
     languages = sorted(by_language)
+    weights = [(language_weights or {}).get(lang, 1.0) for lang in languages]
     while True:
-        f = rng.choice(by_language[rng.choice(languages)])
+        # rng.choice when unweighted keeps the streams of earlier runs (same seed) unchanged
+        language = rng.choices(languages, weights)[0] if language_weights else rng.choice(
+            languages)
+        f = rng.choice(by_language[language])
         r = rng.random()
         if r < mix[0]:
             yield lm_example(rng, f, max_chars)

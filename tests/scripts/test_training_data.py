@@ -111,6 +111,24 @@ def test_example_stream_is_deterministic_per_seed() -> None:
     assert {"<|file_sep|>", "<|edit_history|>"} <= kinds
 
 
+def test_language_weights_change_how_often_a_language_is_drawn() -> None:
+    python = td.SourceFile("pkg/a.py", SOURCE.text, "MIT")
+    rust = td.SourceFile("crate/a.rs", "fn area(r: f64) -> f64 {\n    r * r\n}\n", "MIT",
+                         language="rust")
+    edits = itertools.repeat(["<|edit_history|>", "x", "<|endoftext|>"])
+
+    def python_share(weights: dict[str, float] | None) -> float:
+        stream = td.examples([python, rust], seed=5, max_chars=600, edit_stream=edits,
+                             language_weights=weights)
+        texts = ["".join(ex) for ex in itertools.islice(stream, 600)]
+        drawn = [t for t in texts if "a.py" in t or "a.rs" in t]
+        return sum("a.py" in t for t in drawn) / len(drawn)
+
+    assert 0.4 < python_share(None) < 0.6
+    assert python_share({"python": 4}) > 0.72
+    assert python_share({"rust": 4, "python": 1}) < 0.28
+
+
 @pytest.mark.parametrize("licence, allowed", [
     ("MIT", True), ("BSD-3-Clause", True), ("Apache-2.0", True), ("PSF-2.0", True),
     ("MPL-2.0 AND MIT", False), ("GPL-3.0-or-later", False), ("LGPLv3", False),
