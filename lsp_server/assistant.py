@@ -265,6 +265,8 @@ class Assistant:
             "lastLatencies": dict(self._last),
             "lastStats": dict(self._last_stats),
             "stats": self.inline.summary(),
+            "statsFile": {"path": str(self.inline.feedback.stats_path or "") or None,
+                          "problem": self.inline.feedback.save_problem},
             "indexReady": bool(workspace and workspace.index_ready),
             "focus": self.warmup.state.active,
             "warm": self.warmup.snapshot(),
@@ -438,8 +440,14 @@ class Assistant:
 
     # -- shutdown
 
+    def save_stats(self) -> None:
+        """Save the statistics file; a folder that cannot be written is said once."""
+        problem = self.inline.feedback.save(time.time())
+        if problem is not None:
+            self._callbacks.warn(f"sparkedit: {problem}")
+
     async def stop(self) -> None:
-        self.inline.feedback.save(time.time())
+        self.save_stats()
         await self.warmup.stop()
         await self._engine.stop()
         self._state, self._message = "stopped", "the engine was stopped"

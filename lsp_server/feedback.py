@@ -86,7 +86,8 @@ class Feedback:
         self._shown_latencies: deque[float] = deque(maxlen=MAX_SAMPLES)
         self._decisions: deque[float] = deque(maxlen=MAX_SAMPLES)  # shown -> accepted, ms
         self._session_saved = False
-        self._save_failing = False  # said once; said again only after a save succeeded
+        # Why the last save failed; said once, and again only after a save succeeded.
+        self.save_problem: str | None = None
         self._suppressed_by: dict[str, int] = {}  # quality gate -> edits it held back
 
     # -- events
@@ -164,12 +165,13 @@ class Feedback:
             "suppressedBy": dict(self._suppressed_by),
         }
 
-    def save(self, now: float) -> None:
+    def save(self, now: float) -> str | None:
         """Write the summary, `updatedAt` (the `now` given) and the lifetime totals (the
         file's earlier totals plus what this session added since its last save) to
-        `stats_path`, atomically and readable by the user only. Logs I/O errors."""
+        `stats_path`, atomically and readable by the user only. An I/O error is logged and
+        returned as one line the first time (None otherwise); `save_problem` keeps it."""
         if self.stats_path is None:
-            return
+            return None
         path = self.stats_path
         lifetime = _read_lifetime(path)
         for key in COUNTERS:
@@ -180,16 +182,19 @@ class Feedback:
         try:
             _write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
         except OSError as exc:  # a read-only or full folder: keep serving, say so once
-            if not self._save_failing:
-                log.warning("could not save statistics to %s: %s (the counts are kept in "
-                            "memory; said once)", path, exc)
-            self._save_failing = True
-            return
-        if self._save_failing:
+            first = self.save_problem is None
+            self.save_problem = (f"could not save statistics to {path}: "
+                                 f"{exc.strerror or exc} (the counts are kept in memory)")
+            if first:
+                log.warning("%s; said once", self.save_problem)
+                return self.save_problem
+            return None
+        if self.save_problem is not None:
             log.info("statistics saved to %s again", path)
-        self._save_failing = False
+        self.save_problem = None
         self._saved = dict(self._counts)
         self._session_saved = True
+        return None
 
 
 def _add_sample(samples: deque[float], ms: float | None) -> None:

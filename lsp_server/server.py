@@ -37,7 +37,6 @@ import asyncio
 import json
 import logging
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +58,7 @@ log = logging.getLogger(__name__)
 INDEX_PROGRESS_TOKEN = "sparkedit/index"
 REFRESH_EVERY_S = 0.5  # how often edited open documents are checked for re-indexing
 SAVE_STATS_EVERY_S = 60.0  # feedback statistics reach the stats file at least this often
+FIRST_STATS_SAVE_S = 2.0
 STATUS = "sparkedit/status"
 DOCUMENT_TEXT = "sparkedit/documentText"
 CONTEXT = "sparkedit/context"
@@ -143,9 +143,10 @@ class SparkeditServer(LanguageServer):
         task.add_done_callback(self._background.discard)
 
     async def save_stats_periodically(self) -> None:
+        await asyncio.sleep(FIRST_STATS_SAVE_S)  # a folder that cannot be written is said early
         while not self._stopping:
+            self.assistant.save_stats()
             await asyncio.sleep(SAVE_STATS_EVERY_S)
-            self.assistant.inline.feedback.save(time.time())
 
     def _notify_status(self, status: dict[str, Any]) -> None:
         self.protocol.notify(STATUS, status)

@@ -175,14 +175,15 @@ def test_save_never_raises(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> 
     feedback = Feedback(blocker / "sub" / "stats.json")  # a parent that is a file
     _show(feedback, "a")
     with caplog.at_level(logging.WARNING):
-        feedback.save(now=1.0)
-        feedback.save(now=2.0)
-        feedback.save(now=3.0)
+        first = feedback.save(now=1.0)
+        again = [feedback.save(now=2.0), feedback.save(now=3.0)]
+    assert first is not None and "could not save statistics" in first and "\n" not in first
+    assert again == [None, None] and feedback.save_problem is not None
     assert caplog.text.count("could not save") == 1  # said once, not every minute
     blocker.unlink()  # the folder can be written again: the counts kept are saved
-    feedback.save(now=4.0)
+    assert feedback.save(now=4.0) is None and feedback.save_problem is None
     assert json.loads((blocker / "sub" / "stats.json").read_text())["lifetime"]["shown"] == 1
-    Feedback(None).save(now=1.0)  # no path: nothing to do
+    assert Feedback(None).save(now=1.0) is None  # no path: nothing to do
 
 
 def test_suppressed_edits_are_counted_by_gate_and_kept_in_the_lifetime(tmp_path: Path) -> None:

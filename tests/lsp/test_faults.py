@@ -1,0 +1,65 @@
+"""Faults around the server: a statistics folder that is full (ENOSPC on a tiny tmpfs) or
+read-only (a read-only mount: permissions do not stop root). The server keeps serving and
+says so once, in one line, to the editor; no traceback.
+
+The tmpfs is mounted in a private user and mount namespace (`unshare -rm`), so the test
+needs no privileges and leaves nothing mounted; where namespaces are not allowed it skips."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+from stdio_server import StdioServer
+
+URI = "file:///tmp/faults/main.py"
+TEXT = "def add(a, b):\n    return a + b\n\n\nprint(add(1, 2))\n"
+MOUNTS = {
+    # 16 KiB of tmpfs, then filled: the statistics file cannot be written (ENOSPC)
+    "full": 'mount -t tmpfs -o size=16k tmpfs "$0" && (head -c 65536 /dev/zero > "$0/filler"'
+            ' 2>/dev/null; true) && exec "$@"',
+    "read-only": 'mount -t tmpfs -o ro,size=16k tmpfs "$0" && exec "$@"',
+}
+WHY = {"full": "No space left on device", "read-only": "Read-only file system"}
+
+
+def namespaces_allowed() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs tmpfs /mnt"],
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.parametrize("fault", sorted(MOUNTS))
+async def test_a_stats_folder_that_cannot_be_written_is_said_once_and_serving_goes_on(
+        fault: str, tmp_path) -> None:
+    if not namespaces_allowed():
+        pytest.skip("user and mount namespaces are not allowed here (unshare -rm)")
+    folder = tmp_path / "stats"
+    folder.mkdir()
+    server = await StdioServer.start(
+        prefix=["unshare", "-rm", "sh", "-c", MOUNTS[fault], str(folder)],
+        init_options={"statsFile": str(folder / "stats.json")})
+    try:
+        server.notify("textDocument/didOpen", {"textDocument": {
+            "uri": URI, "languageId": "python", "version": 1, "text": TEXT}})
+        said = await server.notification("window/showMessage", timeout=30)
+        message = said["params"]["message"]
+        assert "could not save statistics" in message and WHY[fault] in message
+        assert "\n" not in message and said["params"]["type"] == 2  # one line, a warning
+        for line in range(3):  # still serving
+            answer = await server.request("textDocument/inlineCompletion", {
+                "textDocument": {"uri": URI}, "position": {"line": line, "character": 0},
+                "context": {"triggerKind": 1}}, 60)
+            assert "result" in answer, answer
+        status = (await server.request("sparkedit/status", None))["result"]
+        assert WHY[fault] in status["statsFile"]["problem"]
+        log = await server.shutdown()  # saves once more: not said again
+    finally:
+        await server.kill()
+    assert not [m for m in server.notifications if m["method"] == "window/showMessage"
+                and "could not save" in m["params"]["message"]]
+    assert log.count("could not save statistics") == 1 and "Traceback" not in log
+    assert not (folder / "stats.json").exists()  # the mount was the namespace's own
