@@ -44,6 +44,7 @@ from lsp_server.engine_process import EngineHandle, EngineOptions, EngineProcess
 from lsp_server.feedback import Feedback
 from lsp_server.inline import InlineAnswer, InlineService
 from lsp_server.options import (
+    MAX_BUDGET,
     ServerOptions,
     enabled_for,
     nulls_to_startup,
@@ -60,6 +61,10 @@ T = TypeVar("T")
 
 UNTRAINED_WARNING = ("sparkedit: suggestions come from an untrained model (random weights); "
                      "they are not meaningful code until a trained model is installed.")
+
+
+TOO_LARGE_TO_EDIT = ("the document is larger than maxFileBytes (edits are checked by parsing "
+                     "the whole file; completions still work)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -369,6 +374,9 @@ class Assistant:
             log.info("next edit for version %s of %s, which is at %s: stale", version, uri,
                      doc.version)
             return None
+        if self._workspace().too_large(doc.text):
+            log.info("no next edit in %s: %s", uri, TOO_LARGE_TO_EDIT)
+            return None
         return await self._edit(doc, offset, None, None)
 
     async def edit_selection(self, uri: str, start: Position, end: Position, instruction: str,
@@ -382,6 +390,8 @@ class Assistant:
         if found_end[1] < found[1]:
             return "no edit: the range ends before it starts"
         doc, offset = found
+        if self._workspace().too_large(doc.text):
+            return f"no edit: {TOO_LARGE_TO_EDIT}"
         answer = await self._edit(doc, offset, instruction, (offset, found_end[1]))
         if answer is None:
             return "no edit: the engine could not run it (see the server's log)"
@@ -428,9 +438,12 @@ class Assistant:
         options = self.completion_options
         handle = self._engine.current
         info = handle.info if handle else {}
+        # what a completion would send: within the model's window, when the engine is up
+        budget = effective_budget(replace(options, budget=min(budget or options.budget,
+                                                              MAX_BUDGET)), info)
         try:
             context = self._workspace().context(doc, offset, ContextOptions(
-                budget=budget or effective_budget(options, info), heal=options.heal,
+                budget=budget, heal=options.heal,
                 fim_order=fim_order(info).value, prefix_share=options.prefix_share,
                 remote=self.remote))
         except (ValueError, CompletionError, ContextRefused) as exc:

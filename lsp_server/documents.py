@@ -15,11 +15,12 @@ return a `PositionError` value that the caller logs and degrades on.
 
 from __future__ import annotations
 
-import bisect
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
+
+import numpy as np
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
@@ -99,6 +100,28 @@ def width(text: str, encoding: Encoding) -> int:
     return len(text.encode("utf-8"))
 
 
+LARGE_TEXT = 1 << 20  # characters; from here line starts are found with numpy
+_CHUNK = 1 << 22
+
+
+def line_starts(text: str) -> np.ndarray:
+    """Offsets where each line of `text` begins ("\r\n", "\r" and "\n" end a line), found
+    a few megabytes at a time (code points, so non-ASCII text goes through UTF-32)."""
+    parts = [np.zeros(1, dtype=np.int64)]
+    for base in range(0, len(text), _CHUNK):
+        piece = text[base:base + _CHUNK + 1]  # one more: a "\r\n" across the boundary
+        codes = np.frombuffer(piece.encode("ascii") if piece.isascii()
+                              else piece.encode("utf-32-le", "surrogatepass"),
+                              dtype=np.uint8 if piece.isascii() else np.uint32)
+        n = min(_CHUNK, len(text) - base)
+        body, following = codes[:n], codes[1:n + 1]
+        if len(following) < n:  # the text's last character: nothing follows it
+            following = np.append(following, 0)
+        ends = (body == 10) | ((body == 13) & (following != 10))
+        parts.append(np.flatnonzero(ends).astype(np.int64) + base + 1)
+    return np.concatenate(parts)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Document:
     """One open document: its exact text, the editor's version and language id.
@@ -113,9 +136,13 @@ class Document:
     language_id: str = ""
 
     @cached_property
-    def _line_starts(self) -> list[int]:
+    def _line_starts(self) -> list[int] | np.ndarray:
         # Offsets where each line begins; computed once per version, used by every lookup.
-        return [0] + [m.end() for m in _LINE_BREAK.finditer(self.text)]
+        # A large file (millions of lines) gets an array: a list of ints would cost ~40
+        # bytes a line and seconds a version.
+        if len(self.text) < LARGE_TEXT:
+            return [0] + [m.end() for m in _LINE_BREAK.finditer(self.text)]
+        return line_starts(self.text)
 
     @property
     def line_count(self) -> int:
@@ -123,14 +150,14 @@ class Document:
 
     def line_text(self, line: int) -> str:
         """Line `line` without its terminator."""
-        start = self._line_starts[line]
+        start = int(self._line_starts[line])
         end = self._line_end(line)
         return self.text[start:end]
 
     def _line_end(self, line: int) -> int:
         """Offset of the end of the line's content (before its terminator)."""
         if line + 1 < len(self._line_starts):
-            nxt = self._line_starts[line + 1]
+            nxt = int(self._line_starts[line + 1])
             # The terminator is one or two characters ("\r\n").
             return nxt - (2 if self.text[nxt - 2:nxt] == "\r\n" else 1)
         return len(self.text)
@@ -155,7 +182,7 @@ class Document:
             return PositionError(
                 message=f"line {line} is outside the document ({self.line_count} lines)"
             )
-        start = self._line_starts[line]
+        start = int(self._line_starts[line])
         content = self.text[start:self._line_end(line)]
         if encoding is Encoding.UTF32 or content.isascii():
             if character <= len(content):
@@ -188,8 +215,8 @@ class Document:
     def position_at(self, offset: int, encoding: Encoding = Encoding.UTF16) -> Position:
         """The position of string offset `offset` (clamped into the text)."""
         offset = max(0, min(offset, len(self.text)))
-        line = bisect.bisect_right(self._line_starts, offset) - 1
-        start = self._line_starts[line]
+        line = int(np.searchsorted(self._line_starts, offset, side="right")) - 1
+        start = int(self._line_starts[line])
         # An offset between "\r" and "\n" sits inside the terminator: report the line end.
         column_text = self.text[start:min(offset, self._line_end(line))]
         return Position(line=line, character=width(column_text, encoding))

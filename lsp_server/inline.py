@@ -4,7 +4,7 @@ next suggestion computed ahead after an accept.
 `InlineService` sits between the server's `textDocument/inlineCompletion` handler and the
 engine. It never imports pygls. Per request, in order:
 1. a newer request (or keystroke) for the same document cancels the older one and its
-   engine job (`cancel_stale`);
+   engine job (`cancel_stale`), and at most MAX_INFLIGHT documents have one in flight;
 2. a suggestion the user is typing through, or one computed ahead after an accept, answers
    at once without the engine (`SuggestionCache`);
 3. otherwise it waits the adaptive debounce (cancelled for free if another keystroke
@@ -34,6 +34,10 @@ from lsp_server.workspace import Workspace
 log = logging.getLogger(__name__)
 
 MAX_SHOWN = 256  # suggestions remembered for didShow/didAccept/didReject
+# Requests in flight across documents: one per document already (a newer one cancels the
+# older); past this many documents the oldest request is cancelled, so a storm over many
+# documents cannot queue unbounded work at the engine.
+MAX_INFLIGHT = 4
 Complete = Callable[[Document, int], Awaitable[Suggestion | None]]
 
 
@@ -112,6 +116,8 @@ class InlineService:
         task = asyncio.current_task()
         if task is not None:
             self._inflight[doc.uri] = task
+            while len(self._inflight) > MAX_INFLIGHT:
+                self.cancel_stale(next(iter(self._inflight)))  # the oldest
         try:
             return await self._answer(doc, offset, started)
         except asyncio.CancelledError:

@@ -23,6 +23,7 @@ STATS_OFF = "off"
 SECTION = "sparkedit"  # `{"sparkedit": {...}}`, as VS Code sends a configuration section
 
 MIN_BUDGET = 16
+MAX_BUDGET = 1 << 20  # prompt tokens: eight times the largest context a target serves
 DEFAULT_WARM_BUDGET = 1024
 MAX_TOKENS_RANGE = (1, 4096)
 DEBOUNCE_RANGE_MS = (0.0, 5000.0)
@@ -113,6 +114,8 @@ def _budget(value: Any) -> int:
     budget = _integer(value)
     if budget < MIN_BUDGET:
         raise _Bad(f"must be at least {MIN_BUDGET}")
+    if budget > MAX_BUDGET:
+        raise _Bad(f"must be at most {MAX_BUDGET} tokens")
     return budget
 
 

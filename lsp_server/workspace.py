@@ -61,6 +61,20 @@ def find_root(path: Path) -> Path:
     return start
 
 
+def cursor_window(text: str, offset: int, size: int) -> tuple[str, int]:
+    """At most `size` characters of `text` around `offset`, cut at line starts where a
+    line break is near enough: (window, where it starts in `text`)."""
+    if len(text) <= size:
+        return text, 0
+    start = max(0, min(offset - size // 2, len(text) - size))
+    end = start + size
+    if start > 0 and (brk := text.find("\n", start, offset)) != -1:
+        start = brk + 1
+    if end < len(text) and (brk := text.rfind("\n", offset, end)) != -1:
+        end = brk + 1
+    return text[start:end], start
+
+
 class Workspace:
     def __init__(self, *, tokenizer: Tokenizer, settings: WorkspaceSettings,
                  history: EditHistory | None = None) -> None:
@@ -115,11 +129,22 @@ class Workspace:
 
     # -- documents
 
+    def too_large(self, text: str) -> bool:
+        """Over `max_file_bytes` (UTF-8): tracked exactly, but never parsed whole, indexed
+        or used as context for other files; its context is a window around the cursor."""
+        limit = self.settings.max_file_bytes
+        if len(text) > limit or len(text) * 4 <= limit:
+            return len(text) > limit  # a character is one to four bytes
+        return len(text.encode("utf-8", "surrogatepass")) > limit
+
     def opened(self, doc: Document) -> None:
         self._texts[doc.uri] = doc.text
         self._touch(doc.uri)
         spec = self.registry.for_document(doc.uri, doc.language_id)
-        if spec is None:
+        if spec is None or self.too_large(doc.text):
+            if spec is not None:
+                log.info("no syntax tree for %s: larger than maxFileBytes (%d); its context "
+                         "is the text around the cursor", doc.uri, self.settings.max_file_bytes)
             self._trees.pop(doc.uri, None)
             return
         try:
@@ -226,13 +251,19 @@ class Workspace:
     # -- context
 
     def context(self, doc: Document, offset: int, options: ContextOptions) -> Context:
-        """The context for the cursor at string offset `offset` of `doc`."""
+        """The context for the cursor at string offset `offset` of `doc` (of the text
+        around it, for a document over `max_file_bytes`)."""
         self.history.close_open(time.monotonic())
-        current = CursorFile(path=self.display_path(doc.uri), text=doc.text, offset=offset,
-                             tree=self._trees.get(doc.uri),
+        text, tree = doc.text, self._trees.get(doc.uri)
+        if tree is None and self.too_large(text):
+            text, start = cursor_window(text, offset, self.settings.max_file_bytes // 2)
+            offset -= start
+        current = CursorFile(path=self.display_path(doc.uri), text=text, offset=offset,
+                             tree=tree,
                              spec=self.registry.for_document(doc.uri, doc.language_id))
         recent = [(self.display_path(uri), self._texts[uri])
                   for uri in reversed(self._recent)
-                  if uri != doc.uri and uri in self._texts and self.allowed(uri)][:RECENT_FILES]
+                  if uri != doc.uri and uri in self._texts and self.allowed(uri)
+                  and not self.too_large(self._texts[uri])][:RECENT_FILES]
         return self.builder.build(current, options, history=self.history.entries(),
                                   recent=recent)

@@ -6,6 +6,7 @@ killed when a test fails."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -64,7 +65,12 @@ class StdioServer:
     async def _read(self) -> None:
         assert self.process.stdout is not None
         while True:
-            message = await read_message(self.process.stdout)
+            try:
+                message = await read_message(self.process.stdout)
+            except (asyncio.IncompleteReadError, ValueError):
+                if self.process.stdout.at_eof():  # the server exited
+                    return
+                raise
             if "method" in message:
                 self.notifications.append(message)
             else:
@@ -105,13 +111,15 @@ class StdioServer:
         await self.process.stdin.drain()
         return await self.answer(msg_id, timeout)
 
-    async def notification(self, method: str, timeout: float = 30) -> dict:
-        """The first notification of `method` not yet taken (it is removed)."""
+    async def notification(self, method: str, timeout: float = 30, containing: str = ""
+                           ) -> dict:
+        """The first notification of `method` (whose params contain `containing`) not yet
+        taken; it is removed."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             for i, message in enumerate(self.notifications):
-                if message["method"] == method:
+                if message["method"] == method and containing in json.dumps(message["params"]):
                     return self.notifications.pop(i)
             if loop.time() > deadline:
                 raise AssertionError(f"no {method} notification in {timeout} s")

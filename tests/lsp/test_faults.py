@@ -45,7 +45,7 @@ async def test_a_stats_folder_that_cannot_be_written_is_said_once_and_serving_go
     try:
         server.notify("textDocument/didOpen", {"textDocument": {
             "uri": URI, "languageId": "python", "version": 1, "text": TEXT}})
-        said = await server.notification("window/showMessage", timeout=30)
+        said = await server.notification("window/showMessage", containing="statistics")
         message = said["params"]["message"]
         assert "could not save statistics" in message and WHY[fault] in message
         assert "\n" not in message and said["params"]["type"] == 2  # one line, a warning

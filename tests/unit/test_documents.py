@@ -170,3 +170,38 @@ def test_encoding_parse_defaults_to_utf16():
     assert Encoding.parse(None) is Encoding.UTF16
     assert Encoding.parse("utf-8") is Encoding.UTF8
     assert Encoding.parse("utf-7") is Encoding.UTF16
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=TEXT, chunk=st.integers(1, 9))
+def test_line_starts_of_large_texts_match_the_reference_across_chunk_boundaries(text, chunk):
+    import lsp_server.documents as documents
+
+    saved = documents._CHUNK
+    documents._CHUNK = chunk  # small chunks: every "\r\n" split over a boundary is tried
+    try:
+        starts = documents.line_starts(text)
+    finally:
+        documents._CHUNK = saved
+    assert starts.tolist() == [start for start, _ in reference_lines(text)]
+
+
+def test_a_large_document_converts_positions_like_a_small_one(monkeypatch):
+    import lsp_server.documents as documents
+
+    text = "x = 1\r\né = '😀'\rprint(x)\n\n" * 50
+    small = Document(uri="u", text=text)
+    assert isinstance(small._line_starts, list)  # computed now, before the threshold moves
+    monkeypatch.setattr(documents, "LARGE_TEXT", 0)
+    large = Document(uri="u", text=text)
+    assert isinstance(large._line_starts, documents.np.ndarray)
+    for offset in range(0, len(text), 7):
+        if text[offset - 1:offset + 1] == "\r\n":
+            continue
+        for encoding in Encoding:
+            pos = large.position_at(offset, encoding)
+            assert pos == small.position_at(offset, encoding)
+            assert type(pos.line) is int and type(pos.character) is int
+            assert large.offset_at(pos, encoding) == offset
+            assert type(large.offset_at(pos, encoding)) is int
+    assert large.line_count == small.line_count and large.line_text(3) == small.line_text(3)

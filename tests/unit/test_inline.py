@@ -10,7 +10,7 @@ from engine.tokenizer import Tokenizer
 from lsp_server.completion import Suggestion
 from lsp_server.documents import Document
 from lsp_server.feedback import Feedback
-from lsp_server.inline import InlineService
+from lsp_server.inline import MAX_INFLIGHT, InlineService
 from lsp_server.suggestions import AdaptiveDebounce
 from lsp_server.workspace import Workspace, WorkspaceSettings
 
@@ -75,6 +75,22 @@ async def test_a_keystroke_cancels_the_request_in_flight():
     else:
         raise AssertionError("the stale request was not cancelled")
     assert inline.feedback.summary()["cancelled"] == 1
+
+
+async def test_a_storm_over_many_documents_keeps_few_requests_in_flight():
+    inline, calls = service(delay=0.2)
+    docs = [Document(uri=f"file:///{n}.py", text=TEXT, version=1, language_id="python")
+            for n in range(40)]
+    answers = [asyncio.ensure_future(inline.answer(d, CURSOR)) for d in docs]
+    results = await asyncio.gather(*answers, return_exceptions=True)
+    cancelled = [r for r in results if isinstance(r, asyncio.CancelledError)]
+    answered = [r for r in results if r is not None and not isinstance(r, BaseException)]
+    assert len(cancelled) == len(docs) - MAX_INFLIGHT  # the oldest went, unanswered by it
+    assert [a.text for a in answered] == ["x + 1"] * MAX_INFLIGHT
+    assert results[-MAX_INFLIGHT:] == answered  # the newest were kept
+    assert len(calls) <= len(docs) and not inline._inflight
+    summary = inline.feedback.summary()
+    assert summary["cancelled"] == len(cancelled)
 
 
 def test_printable_ghost_text_has_plain_line_ends_and_no_control_characters():

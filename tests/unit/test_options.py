@@ -89,6 +89,7 @@ def test_settings_not_an_object(raw: Any) -> None:
     ("baseUrl", "ftp://x", "http"),
     ("baseUrl", "https://", "http"),
     ("budget", 15, "at least 16"),
+    ("budget", 10 ** 9, "at most 1048576"),
     ("budget", "2048", "integer"),
     ("budget", True, "integer"),
     ("budget", 100.5, "integer"),
