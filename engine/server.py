@@ -191,6 +191,21 @@ def _engine_answers(path: str) -> bool:
     return True
 
 
+def unsafe_socket_folder(folder: str) -> str | None:
+    """Why a socket in `folder` would not be the user's alone, or None. Refused: a folder
+    another user owns (root's aside), and one that group or others can write without the
+    sticky bit, where they could replace the socket with their own and read what the
+    editor sends."""
+    st = os.stat(folder)
+    if st.st_uid not in (os.getuid(), 0):
+        return f"the socket folder {folder} belongs to another user (uid {st.st_uid})"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not st.st_mode & stat.S_ISVTX:
+        return (f"the socket folder {folder} can be written by others (mode "
+                f"{stat.S_IMODE(st.st_mode):o}): they could replace the socket; use a "
+                "private folder")
+    return None
+
+
 def bind_unix_socket(path: str) -> tuple[socket.socket, int]:
     """Bind a private (0600) Unix socket at `path`, replacing only a stale socket file.
     Returns the socket and the file's inode, so shutdown removes only its own file."""
@@ -206,6 +221,8 @@ def bind_unix_socket(path: str) -> tuple[socket.socket, int]:
         os.unlink(path)
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, mode=0o700, exist_ok=True)
+    if (problem := unsafe_socket_folder(parent)) is not None:
+        raise EngineStartError(problem)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     # The umask closes the window between bind and chmod in which others could connect.
     old_umask = os.umask(0o177)

@@ -117,6 +117,7 @@ class Assistant:
         self._last: dict[str, Any] = {}
         self._last_stats: dict[str, Any] = {}
         self._warned_untrained = False
+        self._target_problem: str | None = None  # the kind of target failure said last
         self.workspace: Workspace | None = None
         self.inline = InlineService(
             complete=self._complete_or_none, feedback=Feedback(stats_path(self.options)),
@@ -296,14 +297,35 @@ class Assistant:
         if handle is None:
             return None
         try:
-            return await job(handle)
+            answer = await job(handle)
         except EngineConnectionError as exc:
             self._engine.mark_broken(str(exc), generation=handle.generation)
         except EngineError as exc:
-            log.warning("the engine refused the %s: %s", what, exc)
+            if exc.code == "target":
+                self._target_failed(what, exc.message)
+            else:
+                log.warning("the engine refused the %s: %s", what, exc)
         except CompletionError as exc:
             log.warning("no %s: %s", what, exc)
+        else:
+            if self._target_problem is not None:
+                self._target_problem = None
+                self._on_engine_state("ready", "the target answers again")
+            return answer
         return None
+
+    def _target_failed(self, what: str, message: str) -> None:
+        """An expected failure of the target (a refused key, retries spent, an unreachable
+        server, an unknown model, a prompt over its context): one line in the status and,
+        once per kind until the target answers again, in a message to the user."""
+        kind, _, line = message.partition(": ")
+        if not line or not kind.endswith("Error"):
+            kind, line = "", message
+        log.info("no %s: %s", what, line)
+        if self._target_problem != kind:
+            self._target_problem = kind
+            self._on_engine_state("error", line)
+            self._callbacks.warn(f"sparkedit: {line}")
 
     async def _engine_handle(self) -> EngineHandle | None:
         try:

@@ -101,7 +101,11 @@ class ModelResolver:
             except RemoteAuthError:
                 raise
             except RemoteError as exc:
-                log.warning("%s; the model id is used unchecked", exc)
+                # Unreachable: the request that follows fails too and says so; one line
+                # is enough for the user (a refusal of /models alone is worth a warning).
+                level = logging.INFO if isinstance(exc, RemoteUnavailableError) \
+                    else logging.WARNING
+                log.log(level, "%s; the model id is used unchecked", exc)
             self._catalog.put(ids, now)
         target = self._config.target
         if self.model is None:

@@ -367,3 +367,30 @@ async def test_tcp_needs_the_token(tmp_path_factory: pytest.TempPathFactory) -> 
             assert (await client.health())["ok"]
     finally:
         assert eng.stop() == 0
+
+
+@pytest.mark.parametrize("mode, refused", [(0o777, True), (0o770, True), (0o1777, False)])
+def test_a_socket_folder_others_could_write_into_is_refused(tmp_path: Path, mode: int,
+                                                            refused: bool) -> None:
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    folder.chmod(mode)  # sticky (1777, like /tmp): others cannot replace the socket
+    proc = run_cli("--socket", str(folder / "engine.sock"), "--model",
+                   str(untrained_model_dir()), "--backend", "numpy")
+    try:
+        if refused:
+            _, err = proc.communicate(timeout=60)
+            lines = err.decode().strip().splitlines()
+            assert proc.returncode != 0 and len(lines) == 1, lines
+            assert "can be written by others" in lines[0] and "Traceback" not in lines[0]
+            assert not (folder / "engine.sock").exists()
+        else:
+            deadline = time.monotonic() + 60
+            while not (folder / "engine.sock").exists() and time.monotonic() < deadline:
+                assert proc.poll() is None, proc.communicate()
+                time.sleep(0.05)
+            assert (folder / "engine.sock").exists()
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.communicate(timeout=30)

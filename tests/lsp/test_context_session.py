@@ -57,7 +57,8 @@ async def client(lsp_client: LanguageClient):
         lsp_client.registrations.extend(r.method for r in params.registrations)
 
     yield
-    await lsp_client.shutdown_session()
+    # bounded: a server that died in a failed test never answers (pytest-lsp would wait)
+    await asyncio.wait_for(lsp_client.shutdown_session(), 30)
 
 
 async def start(client: LanguageClient, root: Path) -> None:

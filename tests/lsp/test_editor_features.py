@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import sys
+import time
 from contextlib import contextmanager
 from typing import Any
 
@@ -32,7 +33,8 @@ async def client(lsp_client: LanguageClient):
         pass  # window/showMessage lands in pytest-lsp's own `messages`
 
     yield
-    await lsp_client.shutdown_session()
+    # bounded: a server that died in a failed test never answers (pytest-lsp would wait)
+    await asyncio.wait_for(lsp_client.shutdown_session(), 30)
 
 
 async def start(client: LanguageClient, options: dict | None = None) -> None:
@@ -55,6 +57,24 @@ def engine_frozen(pid: int):
         yield
     finally:
         os.kill(pid, signal.SIGCONT)
+
+
+async def engine_idle(pid: int, quiet_s: float = 0.5, limit_s: float = 60) -> None:
+    """Until the engine has used no CPU for `quiet_s` (its work in the background done)."""
+    def cpu_ticks() -> int:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+
+    last, quiet_since = cpu_ticks(), time.monotonic()
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        now = cpu_ticks()
+        if now != last:
+            last, quiet_since = now, time.monotonic()
+        elif time.monotonic() - quiet_since >= quiet_s:
+            return
 
 
 def change(client: LanguageClient, version: int, line: int, character: int, text: str,
@@ -217,8 +237,9 @@ async def test_after_an_accept_the_next_suggestion_is_ready_without_the_engine(c
     open_doc(client, SAMPLE)
     line, col, item = await first_suggestion(client)
     client.protocol.notify("sparkedit/didAccept", {"id": item.command.arguments[0]})
-    await asyncio.sleep(1.5)  # the server computes the next suggestion meanwhile
     pid = (await request(client, "sparkedit/status"))["enginePid"]
+    await asyncio.sleep(0.3)
+    await engine_idle(pid)  # the server computes the next suggestion meanwhile
     before = await stats(client)
     with engine_frozen(pid):
         change(client, 2, line, col, item.insert_text)  # the editor applies the accept

@@ -34,7 +34,8 @@ async def client(lsp_client: LanguageClient):
         lsp_client.statuses.append(as_dict(params))
 
     yield
-    await lsp_client.shutdown_session()
+    # bounded: a server that died in a failed test never answers (pytest-lsp would wait)
+    await asyncio.wait_for(lsp_client.shutdown_session(), 30)
 
 
 def as_dict(value: Any) -> Any:

@@ -35,7 +35,8 @@ async def client(lsp_client: LanguageClient):
         pass
 
     yield
-    await lsp_client.shutdown_session()
+    # bounded: a server that died in a failed test never answers (pytest-lsp would wait)
+    await asyncio.wait_for(lsp_client.shutdown_session(), 30)
 
 
 def workspace(tmp_path: Path) -> tuple[Path, str]:

@@ -163,18 +163,37 @@ def test_suggest_against_a_remote_target(fake, tmp_path):
     assert "import math\n<CURSOR>\n\nprint(add(1, 2))" in user
 
 
-def test_suggest_with_a_refused_key_says_so_in_one_line(fake, tmp_path):
-    fake.scripts["fake-coder"] = Script(always=Failure(401, f"bad key {KEY}"))
+# Expected failures: each ends `suggest` with exit 1 and one line naming the cause, no
+# traceback, no key. (kind, script for "fake-coder", extra arguments, words in the line)
+EXPECTED_FAILURES = {
+    "refused key": (Script(always=Failure(401, f"bad key {KEY}")), [], ["401",
+                                                                     "CEREBRAS_API_KEY"]),
+    "retries exhausted": (Script(always=Failure(429, "slow down")), [], ["429"]),
+    "context overflow": (Script(always=Failure(400, "too long",
+                                               code="context_length_exceeded")), [],
+                         ["context"]),
+    "unknown model": (Script(), ["--model", "no-such-model"], ["no-such-model"]),
+    "unreachable server": (Script(), ["--base-url", "http://127.0.0.1:9/v1"], ["127.0.0.1:9"]),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(EXPECTED_FAILURES))
+def test_suggest_says_an_expected_failure_in_one_line(fake, tmp_path, kind):
+    script, extra, words = EXPECTED_FAILURES[kind]
+    fake.scripts["fake-coder"] = script
     source = tmp_path / "calc.py"
     source.write_text("import math\n\n\nprint(add(1, 2))\n")
+    args = {"--base-url": fake.base_url, "--model": "fake-coder"}
+    args.update(dict(zip(extra[::2], extra[1::2], strict=True)))
     done = subprocess.run(
         [sys.executable, "-m", "lsp_server.cli", "suggest", str(source), "--at", "2:1",
-         "--target", "cerebras", "--base-url", fake.base_url, "--model", "fake-coder"],
-        capture_output=True, text=True, cwd=ROOT, env=remote_env(), timeout=60)
+         "--target", "cerebras", *[x for pair in args.items() for x in pair]],
+        capture_output=True, text=True, cwd=ROOT,
+        env=remote_env(SPARKEDIT_REMOTE_READ_TIMEOUT="3"), timeout=120)
     assert done.returncode == 1
-    assert KEY not in done.stderr
+    assert KEY not in done.stderr and "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "401" in lines[0] and "CEREBRAS_API_KEY" in lines[0], lines
+    assert len(lines) == 1 and all(w in lines[0] for w in words), lines
 
 
 def test_suggest_explains_a_missing_key(tmp_path):

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fake_server import FakeServer, Script
+from fake_server import Failure, FakeServer, Script
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
@@ -143,3 +143,54 @@ async def test_the_quality_gates_hold_back_bad_edits_and_say_why(tmp_path: Path)
         client.exit(None)
         await asyncio.wait_for(client.stop(), 30)
         fake.stop()
+
+
+async def test_a_refused_key_is_said_once_in_one_line_and_serving_goes_on(tmp_path: Path):
+    fake = FakeServer({"coder-test": Script(always=Failure(401, f"bad key {KEY}"))}).start()
+    (tmp_path / ".git").mkdir()
+    main = tmp_path / "main.py"
+    text = "def add(a, b):\n    \n"
+    main.write_text(text)
+    client = LanguageClient("remote-test", "0")
+    messages: list[str] = []
+    client.feature(types.WINDOW_SHOW_MESSAGE)(lambda params: messages.append(params.message))
+    stderr_task: asyncio.Task[bytes] | None = None
+
+    async def complete() -> list[types.InlineCompletionItem]:
+        answer = await asyncio.wait_for(client.text_document_inline_completion_async(
+            types.InlineCompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=main.as_uri()),
+                position=types.Position(line=1, character=4),
+                context=types.InlineCompletionContext(
+                    trigger_kind=types.InlineCompletionTriggerKind.Invoked))), 60)
+        return answer.items if isinstance(answer, types.InlineCompletionList) else answer
+
+    async def status() -> dict:
+        return plain(await asyncio.wait_for(client.protocol.send_request_async(
+            "sparkedit/status", None), 10))
+
+    try:
+        await start_remote_lsp(client, fake, tmp_path)
+        stderr_task = asyncio.create_task(client._server.stderr.read())
+        client.text_document_did_open(types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=main.as_uri(), language_id="python",
+                                                 version=1, text=text)))
+        assert await complete() == [] and await complete() == []
+        refused = await status()
+        fake.scripts["coder-test"] = Script(chunks=("total = ", "a + b"))
+        items = await complete()
+        recovered = await status()
+        await asyncio.wait_for(client.shutdown_async(None), 20)
+        client.exit(None)
+    finally:
+        await asyncio.sleep(0.3)
+        await client.stop()
+        fake.stop()
+    said = [m for m in messages if "401" in m]
+    assert len(said) == 1 and "CEREBRAS_API_KEY" in said[0] and "\n" not in said[0], messages
+    assert refused["state"] == "error" and "401" in refused["message"]
+    assert items and items[0].insert_text == "total = a + b"
+    assert recovered["state"] == "ready"
+    assert stderr_task is not None
+    logs = (await stderr_task).decode(errors="replace")
+    assert KEY not in logs and KEY not in json.dumps(messages) and "Traceback" not in logs
