@@ -175,33 +175,59 @@ def notification_frame(method: str, params: Mapping[str, Any]) -> bytes:
     return pack([NOTIFICATION, method, dict(params)])
 
 
+# Where a message can begin: a request, a response, a notification (fixarray headers).
+FRAME_STARTS = (b"\x94\x00", b"\x94\x01", b"\x93\x02")
+
+
+def next_frame_start(data: bytes | bytearray, after: int) -> int:
+    """The first offset past `after` where a message could begin, or -1."""
+    found = [i for i in (data.find(m, after + 1) for m in FRAME_STARTS) if i != -1]
+    return min(found) if found else -1
+
+
 class FrameReader:
     """Splits a byte stream into messages; bad bytes or bad frames come out as MalformedFrame.
 
-    After bytes that are not msgpack at all the decoder state is unknowable, so the buffer
-    is dropped (the rest of that chunk is lost; the peer resynchronises on its next write).
+    After bytes that are not msgpack the reader resynchronises at the next place a message
+    could begin (FRAME_STARTS), so a request sent right after garbage in the same write is
+    still read and answered; a run of garbage is one MalformedFrame.
     """
 
     def __init__(self) -> None:
         self._unpacker = new_unpacker()
+        self._unread = bytearray()  # bytes fed since the end of the last whole object
+        self._base = 0  # the unpacker's offset where `_unread` begins
+
+    def _reset(self) -> None:
+        self._unpacker, self._unread, self._base = new_unpacker(), bytearray(), 0
 
     def feed(self, data: bytes) -> list[Message | MalformedFrame]:
         out: list[Message | MalformedFrame] = []
-        try:
-            self._unpacker.feed(data)
-        except msgpack.BufferFull:
-            self._unpacker = new_unpacker()
-            return [MalformedFrame(f"frame larger than {MAX_FRAME_BYTES} bytes")]
-        while True:
+        pending: bytes | None = data
+        while pending:
+            self._unread += pending
             try:
-                obj = next(self._unpacker)
-            except StopIteration:
-                return out
-            except ValueError as exc:  # FormatError, StackError, bad UTF-8, bad map keys
-                self._unpacker = new_unpacker()
-                out.append(MalformedFrame(f"not msgpack: {str(exc) or type(exc).__name__}"))
-                return out
-            try:
-                out.append(parse_message(obj))
-            except MalformedFrame as bad:
-                out.append(bad)
+                self._unpacker.feed(pending)
+            except msgpack.BufferFull:
+                self._reset()
+                return out + [MalformedFrame(f"frame larger than {MAX_FRAME_BYTES} bytes")]
+            pending = None
+            while True:
+                try:
+                    obj = next(self._unpacker)
+                except StopIteration:
+                    return out
+                except ValueError as exc:  # FormatError, StackError, bad UTF-8, bad map keys
+                    out.append(MalformedFrame(f"not msgpack: {str(exc) or type(exc).__name__}"))
+                    restart = next_frame_start(self._unread, 0)
+                    pending = bytes(self._unread[restart:]) if restart != -1 else None
+                    self._reset()
+                    break
+                consumed = self._unpacker.tell()
+                del self._unread[:consumed - self._base]
+                self._base = consumed
+                try:
+                    out.append(parse_message(obj))
+                except MalformedFrame as bad:
+                    out.append(bad)
+        return out

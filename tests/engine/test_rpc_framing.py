@@ -88,6 +88,17 @@ def test_bytes_that_are_not_msgpack_reset_the_reader(garbage: bytes) -> None:
     assert reader.feed(request_frame(3, "health", {})) == [Request(3, "health", {})]
 
 
+@pytest.mark.parametrize("garbage", [b"\xc1", b"\xc1" * 5000, b"\x91\xc1", b"\x94\x00\xc1"])
+def test_a_request_written_right_after_garbage_is_still_read(garbage: bytes) -> None:
+    reader = FrameReader()
+    before, after = request_frame(1, "info", {}), request_frame(2, "health", {})
+    out = reader.feed(before + garbage + after + after[:5])
+    assert out[0] == Request(1, "info", {}) and out[-1] == Request(2, "health", {})
+    bad = out[1:-1]
+    assert len(bad) == 1 and isinstance(bad[0], MalformedFrame)  # one for the whole run
+    assert reader.feed(after[5:]) == [Request(2, "health", {})]  # a split frame still joins
+
+
 def _raw_request(msgid: int, method: bytes, key: bytes, value: bytes) -> bytes:
     """A request whose strings are given as raw bytes (msgpack str8), valid UTF-8 or not."""
     def s(b: bytes) -> bytes:
