@@ -82,8 +82,9 @@ class Replay:
     """One session's keystrokes, sent to a started and initialized client."""
 
     def __init__(self, client: LanguageClient, session: Session, uri: str,
-                 speed: float) -> None:
+                 speed: float, id_prefix: str = "replay") -> None:
         self.client, self.session, self.uri, self.speed = client, session, uri, speed
+        self.id_prefix = id_prefix  # request ids must stay unique across replays on a client
         self.text, self.cursor = session.header.text, session.header.cursor
         self.version = 1
         self.counts = ClientCounts()
@@ -125,7 +126,7 @@ class Replay:
                                         types.CancelParams(id=self.pending[0]))
             self.counts.cancelled_by_client += 1
         self.latest += 1
-        msg_id = f"replay-{self.latest}"
+        msg_id = f"{self.id_prefix}-{self.latest}"
         future = self.client.protocol.send_request_async(
             INLINE, self.params(types.InlineCompletionTriggerKind.Automatic), msg_id=msg_id)
         self.counts.requests += 1
