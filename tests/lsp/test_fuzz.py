@@ -1,7 +1,8 @@
 """A seeded fuzz of `sparkedit lsp` over stdio: valid, mutated and garbage params for every
-request and notification the server implements, and garbage bodies. Every request must be
-answered within a bound, the server must stay alive and print no traceback, and its copy
-of the document must equal an independent model of the valid edits.
+request and notification the server implements, garbage bodies and header lines that are
+no frame. Every request must be answered within a bound, the server must stay alive and
+print no traceback, and its copy of the document must equal an independent model of the
+valid edits.
 
 SPARKEDIT_FUZZ_MESSAGES (default 300) and SPARKEDIT_FUZZ_SEED (default 1) scale it."""
 
@@ -179,7 +180,11 @@ async def test_fuzzed_messages_are_all_answered_and_the_document_stays_exact() -
         garbage = 0
         for n in range(1, count + 1):
             roll = rng.random()
-            if roll < 0.05:  # a body that is not JSON, or JSON that is no message
+            if roll < 0.02:  # header lines that are no frame: skipped up to the next one
+                assert server.stdin is not None
+                server.stdin.write(rng.choice((b"garbage\r\n", b"X-Junk: 1\r\n",
+                                               b"Content-Length: x\r\n", b"\r\n")))
+            elif roll < 0.05:  # a body that is not JSON, or JSON that is no message
                 send(rng.choice((b"{not json", b"\xff\xfe\x00", b"[]", b"42", b'"x"',
                                  b'{"jsonrpc": "2.0"}')))
                 garbage += 1
