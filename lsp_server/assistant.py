@@ -118,6 +118,7 @@ class Assistant:
         self._last_stats: dict[str, Any] = {}
         self._warned_untrained = False
         self._target_problem: str | None = None  # the kind of target failure said last
+        self._start_problem: str | None = None  # why the engine could not start, said last
         self.workspace: Workspace | None = None
         self.inline = InlineService(
             complete=self._complete_or_none, feedback=Feedback(stats_path(self.options)),
@@ -179,8 +180,15 @@ class Assistant:
         # as the remote target itself does.
         local = self._engine_options.target == "wafer-sim" and self._engine_options.model
         folder = Path(self._engine_options.model) if local else default_model_dir()
+        try:
+            tokenizer = load_tokenizer(folder)
+        except (OSError, ValueError) as exc:
+            # A missing or broken model folder: documents are still tracked (counted with
+            # the embedded tokenizer); the engine's start fails and says so once.
+            log.error("cannot load the model's tokenizer from %s: %s", folder, exc)
+            tokenizer = load_tokenizer(default_model_dir())
         previous = self.workspace
-        workspace = Workspace(tokenizer=load_tokenizer(folder), settings=settings,
+        workspace = Workspace(tokenizer=tokenizer, settings=settings,
                               history=previous.history if previous else None)
         for doc in self.documents.all():
             workspace.opened(doc)
@@ -331,8 +339,12 @@ class Assistant:
         try:
             handle = await self._engine.handle()
         except (EngineStartError, EngineConnectionError, EngineError, OSError) as exc:
-            log.error("the engine could not start: %s", exc)
-            self._on_engine_state("error", f"the engine could not start: {exc}")
+            problem = f"the engine could not start: {exc}"
+            log.error("%s", problem)
+            self._on_engine_state("error", problem)
+            if self._start_problem != problem:  # said once, not on every keystroke
+                self._start_problem = problem
+                self._callbacks.warn(f"sparkedit: {problem}")
             return None
         if handle.info.get("untrained") and not self._warned_untrained:
             self._warned_untrained = True

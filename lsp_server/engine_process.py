@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -60,6 +61,16 @@ StateCallback = Callable[[str, str], None]  # (state, message)
 _Parts = tuple[EngineHandle | None, asyncio.subprocess.Process | None, str | None]
 
 
+async def _relay(stream: asyncio.StreamReader | None, last: deque[str]) -> None:
+    """The engine's stderr to ours, line by line, keeping the last lines in `last`."""
+    while stream is not None and (line := await stream.readline()):
+        last.append(line.decode(errors="replace").rstrip())
+        # our stderr closed or in-memory (no .buffer): keep draining
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            sys.stderr.buffer.write(line)
+            sys.stderr.buffer.flush()
+
+
 def _stderr_fd() -> int:
     """Our stderr's descriptor for the engine's stdout; never our stdout (the protocol)."""
     try:
@@ -87,6 +98,8 @@ class EngineProcess:
         self._options = options
         self._on_state = on_state or (lambda state, message: None)
         self._proc: asyncio.subprocess.Process | None = None
+        self._relay: asyncio.Task | None = None
+        self._engine_lines: deque[str] = deque(maxlen=20)  # the engine's last stderr lines
         self._handle: EngineHandle | None = None
         self._starting: asyncio.Task[EngineHandle] | None = None
         self._socket_dir: str | None = None
@@ -166,8 +179,12 @@ class EngineProcess:
         log.info("starting the engine: %s", " ".join(cmd))
         self._on_state("starting", "starting the engine")
         started = time.monotonic()
+        # stderr through us: relayed line by line, the last lines kept to say why a start
+        # failed (an editor shows the message, not the log).
         self._proc = await asyncio.create_subprocess_exec(
-            *cmd, stdin=subprocess.DEVNULL, stdout=_stderr_fd(), stderr=None)
+            *cmd, stdin=subprocess.DEVNULL, stdout=_stderr_fd(), stderr=subprocess.PIPE)
+        self._engine_lines.clear()
+        self._relay = asyncio.create_task(_relay(self._proc.stderr, self._engine_lines))
         try:
             client = await self._wait_healthy(socket_path, started)
             info = await client.info()
@@ -187,9 +204,12 @@ class EngineProcess:
         while time.monotonic() < deadline:
             assert self._proc is not None
             if self._proc.returncode is not None:
-                raise EngineStartError(
-                    f"the engine exited with code {self._proc.returncode} while starting "
-                    "(its messages are above)")
+                with contextlib.suppress(TimeoutError):  # its last words, still in the pipe
+                    await asyncio.wait_for(asyncio.shield(self._relay), 2)
+                said = [line for line in self._engine_lines if line.startswith("sparkedit")]
+                reason = said[-1] if said else "its messages are in the log"
+                raise EngineStartError(f"the engine exited with code {self._proc.returncode} "
+                                       f"while starting: {reason}")
             if os.path.exists(socket_path):
                 client: EngineClient | None = None
                 try:

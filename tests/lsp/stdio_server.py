@@ -44,11 +44,11 @@ class StdioServer:
 
     @classmethod
     async def start(cls, *, prefix: Sequence[str] = (), args: Sequence[str] = (),
-                    init_options: dict | None = None, root_uri: str | None = None
-                    ) -> StdioServer:
+                    init_options: dict | None = None, root_uri: str | None = None,
+                    model: str | None = None) -> StdioServer:
         """Started and initialized (`statsFile` off unless `init_options` says otherwise)."""
         process = await asyncio.create_subprocess_exec(
-            *prefix, *LSP, "--model", str(untrained_model_dir()), *args,
+            *prefix, *LSP, "--model", model or str(untrained_model_dir()), *args,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, start_new_session=True, limit=2 ** 27)
         server = cls(process)

@@ -63,3 +63,27 @@ async def test_a_stats_folder_that_cannot_be_written_is_said_once_and_serving_go
                 and "could not save" in m["params"]["message"]]
     assert log.count("could not save statistics") == 1 and "Traceback" not in log
     assert not (folder / "stats.json").exists()  # the mount was the namespace's own
+
+
+async def test_a_missing_model_folder_is_said_once_and_every_request_is_answered(tmp_path):
+    missing = tmp_path / "no-model"
+    server = await StdioServer.start(model=str(missing), root_uri=tmp_path.as_uri())
+    try:
+        server.notify("textDocument/didOpen", {"textDocument": {
+            "uri": URI, "languageId": "python", "version": 1, "text": TEXT}})
+        for line in range(3):
+            answer = await server.request("textDocument/inlineCompletion", {
+                "textDocument": {"uri": URI}, "position": {"line": line, "character": 0},
+                "context": {"triggerKind": 1}}, 60)
+            assert answer.get("result") == [], answer
+        status = (await server.request("sparkedit/status", None))["result"]
+        copy = (await server.request("sparkedit/documentText", {"uri": URI}))["result"]
+        log = await server.shutdown()
+    finally:
+        await server.kill()
+    said = [m["params"]["message"] for m in server.notifications
+            if m["method"] == "window/showMessage"]
+    assert len(said) == 1 and str(missing) in said[0] and "\n" not in said[0], said
+    assert status["state"] == "error" and "cannot load the model" in status["message"]
+    assert copy["text"] == TEXT
+    assert "Traceback" not in log
