@@ -31,6 +31,17 @@ async def start_remote_lsp(client: LanguageClient, fake: FakeServer, root: Path)
     client.initialized(types.InitializedParams())
 
 
+async def inline_items(client: LanguageClient, uri: str, line: int, character: int
+                       ) -> list[types.InlineCompletionItem]:
+    answer = await asyncio.wait_for(client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=line, character=character),
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Invoked))), 60)
+    return answer.items if isinstance(answer, types.InlineCompletionList) else answer
+
+
 async def test_ghost_text_from_a_remote_target_with_redacted_context(tmp_path: Path):
     fake = FakeServer({"coder-test": Script(chunks=("total = ", "a + b",))}).start()
     (tmp_path / ".git").mkdir()
@@ -46,13 +57,7 @@ async def test_ghost_text_from_a_remote_target_with_redacted_context(tmp_path: P
         client.text_document_did_open(types.DidOpenTextDocumentParams(
             text_document=types.TextDocumentItem(uri=main.as_uri(), language_id="python",
                                                  version=1, text=text)))
-        answer = await asyncio.wait_for(client.text_document_inline_completion_async(
-            types.InlineCompletionParams(
-                text_document=types.TextDocumentIdentifier(uri=main.as_uri()),
-                position=types.Position(line=4, character=4),
-                context=types.InlineCompletionContext(
-                    trigger_kind=types.InlineCompletionTriggerKind.Invoked))), 60)
-        items = answer.items if isinstance(answer, types.InlineCompletionList) else answer
+        items = await inline_items(client, main.as_uri(), 4, 4)
         assert items and items[0].insert_text == "total = a + b"
         status = await asyncio.wait_for(client.protocol.send_request_async(
             "sparkedit/status", None), 10)
@@ -157,13 +162,7 @@ async def test_a_refused_key_is_said_once_in_one_line_and_serving_goes_on(tmp_pa
     stderr_task: asyncio.Task[bytes] | None = None
 
     async def complete() -> list[types.InlineCompletionItem]:
-        answer = await asyncio.wait_for(client.text_document_inline_completion_async(
-            types.InlineCompletionParams(
-                text_document=types.TextDocumentIdentifier(uri=main.as_uri()),
-                position=types.Position(line=1, character=4),
-                context=types.InlineCompletionContext(
-                    trigger_kind=types.InlineCompletionTriggerKind.Invoked))), 60)
-        return answer.items if isinstance(answer, types.InlineCompletionList) else answer
+        return await inline_items(client, main.as_uri(), 1, 4)
 
     async def status() -> dict:
         return plain(await asyncio.wait_for(client.protocol.send_request_async(
