@@ -44,7 +44,7 @@ from eval_report import Row, render, write_card  # noqa: E402
 from instruction_examples import InstructionExample  # noqa: E402
 
 from engine.model import load_model  # noqa: E402
-from engine.models import default_model_dir  # noqa: E402
+from engine.models import v1_model_dir  # noqa: E402
 from engine.tokenizer import Tokenizer  # noqa: E402
 
 # Faster than 2x the recorded typing and the 3m model answers almost nothing before the
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
           f"built in {time.time() - t0:.1f} s", file=sys.stderr, flush=True)
     gates = eval_edits.Gates()
     dirs = [args.model_dir]
-    for d in args.baseline_dir or [default_model_dir()]:
+    for d in args.baseline_dir or [v1_model_dir()]:
         if d.exists() and d.resolve() not in {x.resolve() for x in dirs}:
             dirs.append(d)
     rows = [evaluate(d.name if i == 0 else f"{d.name} (baseline)", d, tasks, sizes, gates)

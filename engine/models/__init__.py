@@ -13,6 +13,12 @@ def default_model_dir() -> Path:
     return Path(__file__).resolve().parent / "sparkedit-coder-3m"
 
 
+def v1_model_dir() -> Path:
+    """The first trained model (`sparkedit-coder-3m`, Python only): the evaluation's
+    baseline and a smaller alternative."""
+    return Path(__file__).resolve().parent / "sparkedit-coder-3m"
+
+
 def untrained_model_dir() -> Path:
     """The untrained placeholder (random weights, real tokenizer): small and fast, kept for
     tests of the engine's mechanics and as the untrained baseline of the evaluation."""
