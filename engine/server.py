@@ -272,6 +272,18 @@ def load_target(args: argparse.Namespace) -> Target:
                           pace=bool(getattr(args, "pace", False)))
 
 
+PARENT_POLL_S = 1.0
+
+
+async def _exit_with_parent(parent_pid: int, stopping: asyncio.Event) -> None:
+    """Stop once `parent_pid` is no longer our parent: a language server killed outright
+    (SIGKILL, a crash) cannot stop its engine, which would otherwise live on as an orphan."""
+    while os.getppid() == parent_pid:
+        await asyncio.sleep(PARENT_POLL_S)
+    log.info("the process that started the engine (%d) is gone; shutting down", parent_pid)
+    stopping.set()
+
+
 async def serve(target: Target, args: argparse.Namespace, token: str | None) -> int:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
@@ -298,10 +310,15 @@ async def serve(target: Target, args: argparse.Namespace, token: str | None) -> 
         where = f"tcp:{bound[0]}:{bound[1]}"
     scheduler.start()
     log.info("engine ready on %s (target %s, pid %d)", where, target.name, os.getpid())
+    watch = None
+    if getattr(args, "parent_pid", None):
+        watch = asyncio.create_task(_exit_with_parent(args.parent_pid, stopping))
     try:
         await stopping.wait()
         log.info("shutting down")
     finally:
+        if watch is not None:
+            watch.cancel()
         server.close()
         for conn in list(rpc.connections):
             conn.writer.close()

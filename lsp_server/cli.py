@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "qwen2.5-coder-32b)")
     engine.add_argument("--pace", action="store_true",
                         help="wafer-sim: stream tokens no faster than the simulated wafer")
+    engine.add_argument("--parent-pid", type=int, default=None, metavar="PID",
+                        help="exit when this process is gone (the language server that "
+                             "started the engine passes its own)")
 
     suggest = sub.add_parser("suggest", help="one suggestion for a file, without an editor")
     suggest.add_argument("path", metavar="PATH", help="the file, or - for standard input")

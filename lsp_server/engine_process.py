@@ -169,7 +169,7 @@ class EngineProcess:
         socket_path = os.path.join(self._socket_dir, "engine.sock")
         cmd = [sys.executable, "-m", "lsp_server.cli", "engine", "--socket", socket_path,
                "--target", self._options.target, "--log-level", self._options.log_level,
-               "--backend", self._options.backend]
+               "--backend", self._options.backend, "--parent-pid", str(os.getpid())]
         if self._options.quant:
             cmd += ["--quant", self._options.quant]
         if self._options.model:

@@ -3,7 +3,8 @@
 The typing sessions of scripts/sessions/ (real code, synthetic human timing) are replayed
 one after another, round after round, through a single server over stdio (this repository
 as its workspace root), until `--keystrokes` have been typed: each segment opens its
-session's document under a fresh URI, types it as an editor would (lsp_server/replay.py:
+session's document (the same URI each round, at the recorded text), types it as an editor
+would (lsp_server/replay.py:
 a didChange and an inline-completion request per keystroke at the recorded times divided
 by `--speed`, overtaken requests cancelled, ghost text accepted when it is exactly what
 comes next), asks for a next edit at the pause after it, and closes the document.
@@ -126,7 +127,10 @@ async def soak(args: argparse.Namespace, sessions: list[Session]) -> dict[str, A
     while typed < args.keystrokes:
         session = sessions[segment % len(sessions)]
         header = session.header
-        uri = (ROOT / "soak" / f"round{segment // len(sessions)}" / header.path).as_uri()
+        # The same file each round, reopened at its recorded text: a user at work on a
+        # project. (A fresh file each time would grow the engine's prefix cache towards
+        # its bound, 512 MB: bounded, but no measure of a leak.)
+        uri = (ROOT / "soak" / header.path).as_uri()
         client.text_document_did_open(types.DidOpenTextDocumentParams(
             text_document=types.TextDocumentItem(uri=uri, language_id=header.language_id,
                                                  version=1, text=header.text)))

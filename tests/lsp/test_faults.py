@@ -1,17 +1,22 @@
 """Faults around the server: a statistics folder that is full (ENOSPC on a tiny tmpfs) or
-read-only (a read-only mount: permissions do not stop root). The server keeps serving and
-says so once, in one line, to the editor; no traceback.
+read-only (a read-only mount: permissions do not stop root) is said once, in one line, and
+serving goes on; a missing model folder is said once and every request is answered; an
+engine whose language server is killed outright exits. No traceback.
 
 The tmpfs is mounted in a private user and mount namespace (`unshare -rm`), so the test
 needs no privileges and leaves nothing mounted; where namespaces are not allowed it skips."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import shutil
+import signal
 import subprocess
 
 import pytest
 from stdio_server import StdioServer
+from test_disconnect import alive
 
 URI = "file:///tmp/faults/main.py"
 TEXT = "def add(a, b):\n    return a + b\n\n\nprint(add(1, 2))\n"
@@ -87,3 +92,24 @@ async def test_a_missing_model_folder_is_said_once_and_every_request_is_answered
     assert status["state"] == "error" and "cannot load the model" in status["message"]
     assert copy["text"] == TEXT
     assert "Traceback" not in log
+
+
+async def test_an_engine_whose_language_server_is_killed_outright_exits(tmp_path):
+    server = await StdioServer.start()
+    try:
+        server.notify("textDocument/didOpen", {"textDocument": {
+            "uri": URI, "languageId": "python", "version": 1, "text": TEXT}})
+        await server.request("textDocument/inlineCompletion", {
+            "textDocument": {"uri": URI}, "position": {"line": 1, "character": 4},
+            "context": {"triggerKind": 1}}, 60)
+        engine = server.engine_pid()
+        assert engine is not None and alive(engine)
+        os.kill(server.process.pid, signal.SIGKILL)  # no chance to stop its engine
+        await asyncio.wait_for(server.process.wait(), 10)
+        for _ in range(100):
+            if not alive(engine):
+                break
+            await asyncio.sleep(0.1)
+        assert not alive(engine), "the engine outlived a killed language server"
+    finally:
+        await server.kill()
