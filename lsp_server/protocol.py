@@ -133,6 +133,17 @@ class SparkeditProtocol(LanguageServerProtocol):
                             f"{method}: the server is shutting down")
             return
         super().handle_message(message)
+        if method is not None and not hasattr(message, "id"):
+            self._forget_notification_futures()
+
+    def _forget_notification_futures(self) -> None:
+        """pygls files the future of a notification's generator handler (its own didOpen,
+        didChange and didClose wrappers) under a fresh uuid in `_request_futures` and never
+        removes it: about 700 bytes a keystroke, forever (14 MB in the 20,000-keystroke
+        soak). A finished one is dropped here; a request's future leaves on its answer."""
+        futures = self._request_futures
+        for key in [k for k, future in futures.items() if future.done()]:
+            del futures[key]
 
     def parse_error(self, error: Exception) -> None:
         """An unparsable body: JSON-RPC's answer is -32700 with a null id."""
