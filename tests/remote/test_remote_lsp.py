@@ -31,6 +31,12 @@ async def start_remote_lsp(client: LanguageClient, fake: FakeServer, root: Path)
     client.initialized(types.InitializedParams())
 
 
+def open_python(client: LanguageClient, path: Path, text: str) -> None:
+    client.text_document_did_open(types.DidOpenTextDocumentParams(
+        text_document=types.TextDocumentItem(uri=path.as_uri(), language_id="python",
+                                             version=1, text=text)))
+
+
 async def inline_items(client: LanguageClient, uri: str, line: int, character: int
                        ) -> list[types.InlineCompletionItem]:
     answer = await asyncio.wait_for(client.text_document_inline_completion_async(
@@ -54,9 +60,7 @@ async def test_ghost_text_from_a_remote_target_with_redacted_context(tmp_path: P
     try:
         await start_remote_lsp(client, fake, tmp_path)
         stderr_task = asyncio.create_task(client._server.stderr.read())
-        client.text_document_did_open(types.DidOpenTextDocumentParams(
-            text_document=types.TextDocumentItem(uri=main.as_uri(), language_id="python",
-                                                 version=1, text=text)))
+        open_python(client, main, text)
         items = await inline_items(client, main.as_uri(), 4, 4)
         assert items and items[0].insert_text == "total = a + b"
         status = await asyncio.wait_for(client.protocol.send_request_async(
@@ -171,9 +175,7 @@ async def test_a_refused_key_is_said_once_in_one_line_and_serving_goes_on(tmp_pa
     try:
         await start_remote_lsp(client, fake, tmp_path)
         stderr_task = asyncio.create_task(client._server.stderr.read())
-        client.text_document_did_open(types.DidOpenTextDocumentParams(
-            text_document=types.TextDocumentItem(uri=main.as_uri(), language_id="python",
-                                                 version=1, text=text)))
+        open_python(client, main, text)
         assert await complete() == [] and await complete() == []
         refused = await status()
         fake.scripts["coder-test"] = Script(chunks=("total = ", "a + b"))
