@@ -12,12 +12,26 @@ time costs amortised O(1) copies.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from engine.model import ModelConfig
+
+class CacheShape(Protocol):
+    """What the cache needs of a model's configuration: engine.model.ModelConfig has it (not
+    imported: the model builds its caches, so the dependency runs from the model to here)."""
+
+    @property
+    def num_hidden_layers(self) -> int: ...
+
+    @property
+    def num_key_value_heads(self) -> int: ...
+
+    @property
+    def head_dim(self) -> int: ...
+
+    @property
+    def max_position_embeddings(self) -> int: ...
 
 
 class KVCache:
@@ -29,7 +43,7 @@ class KVCache:
     A forward pass that raises midway leaves ``length`` unchanged.
     """
 
-    def __init__(self, config: ModelConfig, *, block_size: int = 256, dtype=np.float32) -> None:
+    def __init__(self, config: CacheShape, *, block_size: int = 256, dtype=np.float32) -> None:
         self.n_layers = config.num_hidden_layers
         self.n_kv_heads = config.num_key_value_heads
         self.head_dim = config.head_dim

@@ -21,8 +21,9 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.request import ContextOverflowError
 from engine.rpc import EngineError
-from engine.targets.base import ContextOverflowError, OnText, ShouldStop, Target, TargetError
+from engine.targets.base import OnText, ShouldStop, Target, TargetError
 
 log = logging.getLogger("sparkedit.engine.scheduler")
 
@@ -32,7 +33,7 @@ JobKey = tuple[Hashable, int]  # (owner, request id): request ids are per connec
 @dataclass(eq=False)
 class Job:
     key: JobKey
-    params: Any  # engine.generate.GenerateParams
+    params: Any  # engine.request.GenerateParams
     on_text: OnText | None
     future: asyncio.Future[dict[str, Any]]
     enqueued_at: float = field(default_factory=time.perf_counter)

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from engine.backend import Backend
-from engine.targets.base import ContextOverflowError, ShouldStop
+from engine.request import ContextOverflowError
+from engine.targets.base import ShouldStop
 
 SCORE_SLICE = 256  # tokens per forward call: [256, V] logits at a time
 

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.request import ContextOverflowError, GenerateParams
 from engine.rpc import Connection, EngineError, Request, RpcServer, parse_address
 from engine.scheduler import Job, Scheduler
-from engine.targets.base import ContextOverflowError, Target
+from engine.targets.base import Target
 
 log = logging.getLogger("sparkedit.engine")
 
@@ -67,8 +68,6 @@ class EngineService:
         return {"ok": True, "protocol": PROTOCOL_VERSION}
 
     async def generate(self, conn: Connection, request: Request) -> dict[str, Any]:
-        from engine.generate import GenerateParams
-
         info = self.target.info()
         try:
             params = GenerateParams.from_wire(request.params, vocab_size=info.get("vocab_size"),
@@ -118,8 +117,6 @@ class EngineService:
         Background work: it yields to every other request and resumes after them; a newer
         prefill for the same `document` replaces it. Answers when the prompt is cached
         (`complete`), or when it was cancelled or replaced."""
-        from engine.generate import GenerateParams
-
         info = self.target.info()
         params = dict(request.params) if isinstance(request.params, dict) else request.params
         try:

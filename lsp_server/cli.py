@@ -9,14 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from lsp_server.usage import BACKEND_CHOICES, QUANTS, UsageError
+
 TARGETS = ("wafer-sim", "cerebras", "openai")
-# Kept in step with engine/backend_choice.py (not imported: the parser must stay light).
-BACKEND_CHOICES = ("auto", "numpy", "ggml")
-QUANTS = ("f32", "bf16", "q8_0", "q4_k_m")
-
-
-class UsageError(Exception):
-    """Bad arguments: reported in one line, exit code 2."""
 
 
 def _add_target_args(parser: argparse.ArgumentParser) -> None:
@@ -169,8 +164,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Under `python -m lsp_server.cli` this file is `__main__`, a second copy of the module:
-    # run the package's copy so `except UsageError` catches the class the commands raise.
-    from lsp_server.cli import main as package_main
-
-    sys.exit(package_main())
+    # Under `python -m lsp_server.cli` this file is `__main__`, a second copy of the module;
+    # `UsageError` is lsp_server.usage's in both, the class the commands raise.
+    sys.exit(main())

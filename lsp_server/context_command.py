@@ -16,9 +16,9 @@ from pathlib import Path
 
 from engine.models import default_model_dir
 from engine.tokenizer import Tokenizer
-from lsp_server.cli import UsageError
 from lsp_server.context.assemble import Context, ContextOptions, context_json
 from lsp_server.headless import cursor_offset, open_workspace, read_source
+from lsp_server.usage import UsageError
 from lsp_server.workspace import find_root
 
 MIN_BUDGET = 16

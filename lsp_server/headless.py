@@ -22,9 +22,9 @@ from typing import Any
 
 from engine.models import default_model_dir
 from engine.rpc import EngineConnectionError, EngineError
-from engine.tokenizer import TokenTable, load_tokenizer
+from engine.token_table import TokenTable
+from engine.tokenizer import load_tokenizer
 from lsp_server.assistant import model_name
-from lsp_server.cli import UsageError
 from lsp_server.completion import (
     DRAFTERS,
     STATS_KEYS,
@@ -46,6 +46,7 @@ from lsp_server.file_edits import (
     unified_diff,
     write_with_backup,
 )
+from lsp_server.usage import UsageError
 from lsp_server.workspace import Workspace, WorkspaceSettings, find_root
 
 log = logging.getLogger(__name__)

@@ -20,15 +20,9 @@ import difflib
 from collections import deque
 from dataclasses import dataclass
 
+from lsp_server.context.history_entry import HistoryEntry
+
 MAX_RECENT_PATHS = 64
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    path: str  # workspace-relative (or uri-derived) display path
-    diff: str  # unified diff: `--- a/path`, `+++ b/path`, hunks
-    seq: int  # increases by one per entry, in the order bursts closed
-    closed: bool
 
 
 @dataclass

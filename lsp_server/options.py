@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from lsp_server.cli import BACKEND_CHOICES, QUANTS
+from lsp_server.usage import BACKEND_CHOICES, QUANTS
 
 TARGETS = ("wafer-sim", "cerebras", "openai")
 STATS_OFF = "off"

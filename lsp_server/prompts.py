@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from lsp_server.context.healing import healable_text
+
 FIM_PREFIX = "<|fim_prefix|>"
 FIM_SUFFIX = "<|fim_suffix|>"
 FIM_MIDDLE = "<|fim_middle|>"
@@ -92,16 +94,6 @@ def healable_tail(prefix: Tokenized, start: int) -> str:
     prev_end, (begin, end) = prefix.offsets[-2][1], prefix.offsets[-1]
     text = prefix.text[begin:end]
     return text if healable_text(text) and prev_end <= begin else ""
-
-
-MAX_HEAL_CHARS = 64
-
-
-def healable_text(text: str) -> bool:
-    """Whether a prefix's last token (its text) may be re-chosen by token healing: a piece
-    of a word or of punctuation on one line, ASCII (so its text is exactly its bytes)."""
-    return bool(text.strip()) and "\n" not in text and "\r" not in text \
-        and text.isascii() and len(text) <= MAX_HEAL_CHARS
 
 
 def _starts_line(text: str, offset: int) -> bool:

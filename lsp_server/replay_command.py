@@ -23,7 +23,6 @@ from typing import Any
 
 from pygls.exceptions import JsonRpcException
 
-from lsp_server.cli import UsageError
 from lsp_server.replay import run_session
 from lsp_server.sessions import (
     Figures,
@@ -34,6 +33,7 @@ from lsp_server.sessions import (
     result_json,
     table,
 )
+from lsp_server.usage import UsageError
 from lsp_server.workspace import find_root
 
 SERVER_FAILED = 1

@@ -46,11 +46,11 @@ from pygls.lsp.server import LanguageServer
 
 from lsp_server import lsp_types, rpc_errors
 from lsp_server.assistant import Assistant, AssistantCallbacks
-from lsp_server.cli import UsageError
 from lsp_server.completion import CompletionOptions
 from lsp_server.documents import PositionError
 from lsp_server.engine_process import EngineOptions
 from lsp_server.protocol import SparkeditProtocol
+from lsp_server.usage import UsageError
 from lsp_server.workspace import Workspace, WorkspaceSettings
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from engine.targets.model_config import (
 )
 from engine.targets.wafer_model import Prediction, WaferModel
 from engine.targets.wafer_report import Report, build_report, format_report, report_json
-from lsp_server.cli import UsageError
+from lsp_server.usage import UsageError
 
 PLOT_CONTEXTS = [1 << k for k in range(10, 19)]  # 1k .. 256k tokens
 

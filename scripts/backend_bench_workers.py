@@ -77,7 +77,8 @@ def _peer_decode(llm: Any, prompt: list[int], n: int, stop: set[int]) -> tuple[l
 def _ours_decode(model: Any, tok: Any, prompt: list[int], n: int, *, drafters: tuple | None,
                  draft: str | None = None, state: Any = None) -> tuple[list[int], list[float],
                                                                          dict[str, Any]]:
-    from engine.generate import DecodeState, GenerateParams, generate
+    from engine.generate import DecodeState, generate
+    from engine.request import GenerateParams
 
     stamps: list[float] = []
     t0 = time.perf_counter()

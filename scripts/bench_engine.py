@@ -52,10 +52,11 @@ from engine_bench_parts import (  # noqa: E402
     token_stream,
 )
 
-from engine.generate import DecodeState, GenerateParams, GenerateResult, generate  # noqa: E402
+from engine.generate import DecodeState, generate  # noqa: E402
 from engine.model import Transformer, load_model  # noqa: E402
 from engine.models import default_model_dir, untrained_model_dir  # noqa: E402
 from engine.prefix_cache import PrefixCache  # noqa: E402
+from engine.request import GenerateParams, GenerateResult  # noqa: E402
 from engine.speculative import PLAIN, SpecConfig, SuggestionMemory  # noqa: E402
 from engine.tokenizer import Tokenizer  # noqa: E402
 

@@ -36,8 +36,8 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from engine.generate import GenerateParams  # noqa: E402
 from engine.models import default_model_dir  # noqa: E402
+from engine.request import GenerateParams  # noqa: E402
 from engine.targets.cerebras import CerebrasTarget  # noqa: E402
 from engine.targets.remote_prompt import (  # noqa: E402
     chat_messages,

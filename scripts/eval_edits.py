@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from edit_core import EditExample
 from instruction_examples import InstructionExample
 
-from engine.generate import GenerateParams, generate
+from engine.generate import generate
 from engine.model import Transformer
+from engine.request import GenerateParams
 from engine.tokenizer import Tokenizer
 from lsp_server.context.languages import LanguageRegistry
 from lsp_server.edit_gates import CURSOR_REACH, check_next_edit

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from engine.ggml.gguf_file import GgufError, GgufFacts, check_memory, read_facts
+from engine.ggml.prefix import SavedStates
 from engine.ggml.runtime import ensure_backend
 
 log = logging.getLogger("sparkedit.ggml")
@@ -187,9 +188,7 @@ class GgmlModel:
     def new_cache(self) -> GgmlCache:
         return GgmlCache(self, [])
 
-    def new_prefix_store(self, max_bytes: int) -> Any:
-        from engine.ggml.prefix import SavedStates
-
+    def new_prefix_store(self, max_bytes: int) -> SavedStates:
         return SavedStates(self, max_bytes=max_bytes)
 
     @property

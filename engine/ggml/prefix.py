@@ -18,10 +18,9 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import count
+from typing import Any, Protocol
 
 import numpy as np
-
-from engine.ggml.model import GgmlCache, GgmlModel
 
 SAVE_MIN_TOKENS = 256  # a sequence shorter than this is cheaper to recompute than to keep
 RESTORE_MARGIN = 32  # restore only when it saves at least this many tokens of prefill
@@ -41,6 +40,20 @@ class _Saved:
     data: bytes  # llama_state_seq_get_data of a sequence holding exactly these tokens
 
 
+class LiveSequence(Protocol):
+    """What `SavedStates` drives: engine.ggml.model.GgmlModel (not imported: the model makes
+    its store, so the dependency runs from the model to here). Caches are its GgmlCache."""
+
+    @property
+    def resident(self) -> list[int]: ...
+
+    def adopt(self, cache: Any, n: int) -> None: ...
+
+    def save_state(self) -> bytes: ...
+
+    def restore_state(self, data: bytes, tokens: list[int]) -> None: ...
+
+
 class SavedStates:
     """Prefix reuse for one GgmlModel.
 
@@ -51,7 +64,7 @@ class SavedStates:
     invalidates it while the model lives. Driven from the worker thread only.
     """
 
-    def __init__(self, model: GgmlModel, *, max_bytes: int) -> None:
+    def __init__(self, model: LiveSequence, *, max_bytes: int) -> None:
         self.model = model
         self.max_bytes = max_bytes
         self.nbytes = 0
@@ -62,7 +75,7 @@ class SavedStates:
         self._entries: OrderedDict[int, _Saved] = OrderedDict()  # LRU first
         self._ids = count()
 
-    def lookup(self, tokens: Sequence[int], cache: GgmlCache, *, max_tokens: int) -> int:
+    def lookup(self, tokens: Sequence[int], cache: Any, *, max_tokens: int) -> int:
         assert cache.length == 0, "lookup fills an empty cache"
         self.lookups += 1
         want = np.asarray(tokens[: max(0, max_tokens)], np.int64)
@@ -105,7 +118,7 @@ class SavedStates:
             _, old = self._entries.popitem(last=False)
             self.nbytes -= len(old.data)
 
-    def insert(self, tokens: Sequence[int], cache: GgmlCache) -> None:
+    def insert(self, tokens: Sequence[int], cache: Any) -> None:
         """Nothing to copy: the live sequence keeps what the request computed until a later
         request needs the room (then ``lookup`` saves it)."""
 

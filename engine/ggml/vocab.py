@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from engine.tokenizer import TokenTable
+from engine.token_table import TokenTable
 
 _MARKER = re.compile(rb"</?[^<>\s]+>")
 

@@ -11,17 +11,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from engine.generate import GenerateParams, GenerateResult
+    from engine.request import GenerateParams, GenerateResult
 
 # on_text(text_delta, token_ids): called from the worker thread as tokens are accepted.
 OnText = Callable[[str, list[int]], None]
 # should_stop(): polled once per forward pass; True ends the job with finish_reason "cancelled".
 ShouldStop = Callable[[], bool]
-
-
-class ContextOverflowError(ValueError):
-    """The prompt plus max_tokens does not fit the target's context; answered as
-    `context_overflow` rather than `invalid_params` so a client can shrink its budget."""
 
 
 class TargetError(RuntimeError):

@@ -33,13 +33,8 @@ from typing import Any, ClassVar, Self
 
 import httpx
 
-from engine.generate import (
-    MAX_STOP_STRINGS,
-    GenerateParams,
-    GenerateResult,
-    StopMatcher,
-    check_context,
-)
+from engine.generate import StopMatcher
+from engine.request import MAX_STOP_STRINGS, GenerateParams, GenerateResult, check_context
 from engine.targets.base import OnText, ShouldStop
 from engine.targets.remote_config import RemoteConfig, RemotePreset, build_config
 from engine.targets.remote_http import (

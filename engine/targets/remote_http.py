@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.targets.base import ContextOverflowError, TargetError
+from engine.request import ContextOverflowError
+from engine.targets.base import TargetError
 
 RETRY_STATUSES = frozenset({408, 409, 429})
 RATE_LIMIT_SCOPES = ("requests-day", "tokens-minute")

@@ -18,15 +18,8 @@ from typing import Any
 
 from engine.backend import PrefixStore
 from engine.backend_choice import ModelSpec, load
-from engine.generate import (
-    MAX_STOP_STRINGS,
-    DecodeState,
-    GenerateParams,
-    GenerateResult,
-    check_context,
-    generate,
-    warm,
-)
+from engine.generate import DecodeState, generate, warm
+from engine.request import MAX_STOP_STRINGS, GenerateParams, GenerateResult, check_context
 from engine.scoring import score
 from engine.speculative import DraftTuner, SpecConfig, SuggestionMemory
 from engine.targets.base import OnText, ShouldStop

@@ -25,6 +25,9 @@ it. Modules, one idea each (the contracts below are what the other modules rely 
 - `ranking.py` — `rank_files` / `RankingCache.rank`: a personalised PageRank over files
   linked by references to definitions (aider's repository map).
 - `tokens.py` — `TokenCounter`: the model's tokenizer with a cache keyed by text.
+- `history_entry.py` — `HistoryEntry`: one burst of edits as a unified diff (the language
+  server's `EditHistory` records them).
+- `healing.py` — `healable_text`: which prompt endings token healing may re-choose.
 - `layout.py` — segment and context types, the budget split, the special-token layout,
   `context_json`, `shared_prefix`.
 - `chunks.py` / `window.py` — the current file in cached token chunks; prefix and suffix

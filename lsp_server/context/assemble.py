@@ -26,6 +26,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from lsp_server.context.chunks import FileLines, probe_split_rule
+from lsp_server.context.healing import healable_text
 from lsp_server.context.layout import (
     FIM_MARKERS,
     Allotments,
@@ -56,14 +57,13 @@ from lsp_server.context.related import (
 from lsp_server.context.syntax import cut_lines
 from lsp_server.context.tokens import TokenCounter
 from lsp_server.context.window import CurrentWindow, CutState, WindowFit
-from lsp_server.prompts import healable_text
 
 if TYPE_CHECKING:
     from lsp_server.context.files import WorkspaceFiles
+    from lsp_server.context.history_entry import HistoryEntry
     from lsp_server.context.index import WorkspaceIndex
     from lsp_server.context.languages import LanguageRegistry
     from lsp_server.context.ranking import RankingCache
-    from lsp_server.history import HistoryEntry
 
 __all__ = ["Context", "ContextBuilder", "ContextOptions", "ContextRefused", "CursorFile",
            "Segment", "context_json", "shared_prefix"]

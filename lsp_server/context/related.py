@@ -26,10 +26,10 @@ from lsp_server.context.tags import Tag, extract_tags
 from lsp_server.context.tokens import TokenCounter
 
 if TYPE_CHECKING:
+    from lsp_server.context.history_entry import HistoryEntry
     from lsp_server.context.index import WorkspaceIndex
     from lsp_server.context.layout import CursorFile
     from lsp_server.context.ranking import RankedFile
-    from lsp_server.history import HistoryEntry
 
 # Pieces are tokenized only when their text could fit: no tokenizer averages more
 # characters per token than this on source code.

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from engine.models import untrained_model_dir
-from lsp_server.cli import BACKEND_CHOICES, QUANTS
 from lsp_server.options import DEFAULTS, ServerOptions
+from lsp_server.usage import BACKEND_CHOICES, QUANTS
 
 ROOT = Path(__file__).resolve().parents[2]
 EXTENSION = ROOT / "editor_plugins" / "vscode"

@@ -15,6 +15,7 @@ from engine.tokenizer import Tokenizer
 from lsp_server.context.assemble import ContextBuilder
 from lsp_server.context.chunks import FileLines, SplitRule, probe_split_rule
 from lsp_server.context.files import WorkspaceFiles
+from lsp_server.context.history_entry import HistoryEntry
 from lsp_server.context.index import WorkspaceIndex
 from lsp_server.context.languages import LanguageRegistry
 from lsp_server.context.layout import (
@@ -29,7 +30,7 @@ from lsp_server.context.privacy import ExclusionRules
 from lsp_server.context.ranking import RankingCache
 from lsp_server.context.tokens import TokenCounter
 from lsp_server.context.trees import DocumentTree
-from lsp_server.history import EditHistory, HistoryEntry
+from lsp_server.history import EditHistory
 
 SECRET = "sk-live-4f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c"
 AWS_KEY = "AKIAIOSFODNN7EXAMPLQ"

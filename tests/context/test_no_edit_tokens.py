@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from engine.tokenizer import Tokenizer
 from lsp_server.context.assemble import ContextBuilder
 from lsp_server.context.files import WorkspaceFiles
+from lsp_server.context.history_entry import HistoryEntry
 from lsp_server.context.index import WorkspaceIndex
 from lsp_server.context.languages import LanguageRegistry
 from lsp_server.context.layout import (
@@ -29,7 +30,7 @@ from lsp_server.context.ranking import RankingCache
 from lsp_server.context.tokens import TokenCounter
 from lsp_server.context.trees import DocumentTree
 from lsp_server.documents import AppliedEdit, Document
-from lsp_server.history import EditHistory, HistoryEntry
+from lsp_server.history import EditHistory
 from lsp_server.workspace import Workspace, WorkspaceSettings
 
 # A Qwen2-shaped random model with a Qwen-style tokenizer: no sparkedit edit tokens.

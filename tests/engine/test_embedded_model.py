@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.generate import GenerateParams, generate
+from engine.generate import generate
 from engine.model import Transformer, load_model
 from engine.models import default_model_dir, untrained_model_dir
+from engine.request import GenerateParams
 from engine.tokenizer import Tokenizer
 from lsp_server.prompts import FimTokens, Tokenized, build_fim_prompt
 

@@ -22,12 +22,13 @@ pytest.importorskip("llama_cpp", reason="the ggml extra is not installed")
 pytest.importorskip("gguf", reason="the ggml extra is not installed")
 
 from engine.backend_choice import ModelLoadError, ModelSpec, load  # noqa: E402
-from engine.generate import DecodeState, GenerateParams, generate  # noqa: E402
+from engine.generate import DecodeState, generate  # noqa: E402
 from engine.ggml.gguf_cache import converted_gguf  # noqa: E402
 from engine.ggml.gguf_file import GgufError  # noqa: E402
 from engine.ggml.model import GgmlModel  # noqa: E402
 from engine.model import load_model  # noqa: E402
 from engine.models import default_model_dir, untrained_model_dir  # noqa: E402
+from engine.request import GenerateParams  # noqa: E402
 from engine.speculative import PLAIN, SuggestionMemory  # noqa: E402
 from engine.tokenizer import Tokenizer, load_tokenizer  # noqa: E402
 

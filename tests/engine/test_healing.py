@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine.generate import GenerateParams, generate
+from engine.generate import generate
 from engine.model import Transformer
+from engine.request import GenerateParams
 from engine.tokenizer import Tokenizer
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.generate import DecodeState, GenerateParams, generate
+from engine.generate import DecodeState, generate
 from engine.kv_cache import KVCache
 from engine.model import Transformer
 from engine.prefix_cache import PrefixCache
+from engine.request import GenerateParams
 from engine.speculative import PLAIN
 from engine.tokenizer import Tokenizer
 

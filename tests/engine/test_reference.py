@@ -175,7 +175,7 @@ def test_qwen_markers_in_text_are_data_but_markers_in_prompts(qwen_tok: Tokenize
 
 
 def test_a_qwen_checkpoint_serves_as_downloaded() -> None:
-    from engine.generate import GenerateParams
+    from engine.request import GenerateParams
 
     target = WaferSimTarget(DATA / "qwen2-tied")
     info = target.info()

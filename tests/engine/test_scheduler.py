@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
+from engine.request import ContextOverflowError
 from engine.rpc import EngineError
 from engine.scheduler import Scheduler, result_to_wire
-from engine.targets.base import ContextOverflowError, TargetError
+from engine.targets.base import TargetError
 
 PASS_S = 0.01
 

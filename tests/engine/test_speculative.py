@@ -14,10 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.drafters import CopyDrafter, PromptLookup, SuggestionMemory
-from engine.generate import DecodeState, GenerateParams, generate
+from engine.generate import DecodeState, generate
 from engine.kv_cache import KVCache
 from engine.model import ModelConfig, Transformer
 from engine.prefix_cache import PrefixCache
+from engine.request import GenerateParams
 from engine.speculative import PLAIN, DraftTuner, SpecConfig, expected_tokens, verify
 from engine.tokenizer import Tokenizer
 

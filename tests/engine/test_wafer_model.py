@@ -11,8 +11,8 @@ from importlib import resources
 
 import pytest
 
-from engine.generate import GenerateParams
 from engine.models import untrained_model_dir
+from engine.request import GenerateParams
 from engine.targets.model_config import (
     ConfigError,
     load_preset,

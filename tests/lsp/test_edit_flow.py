@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from engine.generate import GenerateParams
 from engine.models import default_model_dir, untrained_model_dir
+from engine.request import GenerateParams
 from engine.tokenizer import Tokenizer
 from lsp_server.completion import STATS_KEYS, TIMING_KEYS, CompletionError
 from lsp_server.documents import AppliedEdit, Document

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 from fake_server import Failure, FakeServer, Script
 
-from engine.generate import GenerateParams
-from engine.targets.base import ContextOverflowError, Target
+from engine.request import ContextOverflowError, GenerateParams
+from engine.targets.base import Target
 from engine.targets.cerebras import CerebrasTarget
 from engine.targets.openai import OpenAITarget
 from engine.targets.remote import RemoteTarget

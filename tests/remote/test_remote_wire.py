@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.targets.base import ContextOverflowError
+from engine.request import ContextOverflowError
 from engine.targets.remote_config import RetryPolicy
 from engine.targets.remote_http import (
     RemoteAuthError,
