@@ -7,7 +7,11 @@ Measures, in one run:
 - context build per keystroke at 8k, 32k and 128k-token budgets while typing inside one
   function, warm (index built, token cache filled), against the first, cold build;
 - the token prefix shared by consecutive keystrokes' contexts (what the engine's prefix
-  cache can reuse).
+  cache can reuse);
+- how full each context is (tokens over the budget), against the same build with the
+  trailing repository segment off (the baseline: what the fixed allotments alone use), in
+  the big file and in a real module that leaves most of the budget to the repository
+  (asyncio/tasks.py).
 
 Typing is replayed through `Workspace.changed` exactly as the language server applies a
 didChange, so history, trees and the context builder all do their real work.
@@ -25,6 +29,7 @@ import statistics
 import sys
 import sysconfig
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +42,7 @@ from lsp_server.workspace import Workspace, WorkspaceSettings
 
 REPO = Path(__file__).resolve().parent.parent
 BUDGETS = (8192, 32768, 131072)
+SMALL_MODULE = "asyncio/tasks.py"  # a module much smaller than the budget: most is repository
 # What is typed inside a function of the big file, one character per keystroke.
 TYPED = "        result = self._normalize(value, strict=True)\n        if result is None:\n"
 
@@ -69,9 +75,9 @@ def big_file(stdlib: Path, lines: int) -> str:
     return "".join(kept[:cut])
 
 
-def typing_point(text: str) -> int:
-    """An offset at the start of a line inside a method, about two thirds into the file."""
-    anchor = text.index("\n    def ", int(len(text) * 0.66))
+def typing_point(text: str, at: float = 0.66) -> int:
+    """An offset at the start of a line inside a method, about `at` into the file."""
+    anchor = text.index("\n    def ", int(len(text) * at))
     body = text.index(":\n", anchor) + 2
     return text.index("\n", body) + 1  # after the method's first body line
 
@@ -125,10 +131,12 @@ def bench_budget(workspace: Workspace, doc: Document, offset: int, budget: int,
                  keystrokes: int) -> dict:
     options = ContextOptions(budget=budget)
     workspace.opened(doc)  # each budget types the same keystrokes into the same text
+    baseline = workspace.context(doc, offset, replace(options, fill=False)).total_tokens
     started = time.perf_counter()
     first = workspace.context(doc, offset, options)
     cold_ms = (time.perf_counter() - started) * 1000
     build_ms, shared, previous = [], [], list(first.tokens)
+    fills = [len(previous) / budget]
     kinds: dict[str, int] = {}
     for n, (typed_doc, cursor, _) in enumerate(type_into(workspace, doc, offset, TYPED)):
         if n >= keystrokes:
@@ -139,13 +147,19 @@ def bench_budget(workspace: Workspace, doc: Document, offset: int, budget: int,
         tokens = list(context.tokens)
         assert len(tokens) <= budget, "a context must never exceed its budget"
         shared.append(shared_prefix(previous, tokens) / max(1, len(tokens)))
+        fills.append(len(tokens) / budget)
         previous = tokens
         kinds = {}
         for segment in context.segments:
             kinds[segment.kind] = kinds.get(segment.kind, 0) + len(segment.tokens)
+    workspace.closed(doc.uri)
     return {
+        "file": Path(doc.uri).name,
         "budget": budget,
         "total_tokens": len(previous),
+        "total_tokens_without_fill": baseline,
+        "fill_min": min(fills),
+        "fill_mean": statistics.fmean(fills),
         "cold_ms": cold_ms,
         "warm_p50_ms": percentile(build_ms, 50),
         "warm_p95_ms": percentile(build_ms, 95),
@@ -188,6 +202,12 @@ def main() -> int:
     doc = Document(uri=doc.uri, text=workspace.tree(doc.uri).text, version=1,
                    language_id="python")
     budgets = [bench_budget(workspace, doc, offset, b, args.keystrokes) for b in BUDGETS]
+    module = root / SMALL_MODULE
+    if module.is_file():
+        text = module.read_text(encoding="utf-8")
+        doc = Document(uri=module.as_uri(), text=text, version=0, language_id="python")
+        offset = typing_point(text, 0.25)
+        budgets += [bench_budget(workspace, doc, offset, b, args.keystrokes) for b in BUDGETS]
 
     result = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
@@ -207,11 +227,13 @@ def main() -> int:
           f"{trees['tree_update_p50_ms'] / trees['fresh_parse_p50_ms']:.3f} | "
           f"{trees['didchange_p50_ms']:.2f} / {trees['didchange_p95_ms']:.2f} ms |")
     print(f"\n(typed into a {trees['file_lines']}-line file)\n")
-    print("| budget | tokens | cold build | warm p50 / p95 | warm / cold | "
-          "shared prefix p50 / mean / min |")
-    print("|---|---|---|---|---|---|")
+    print("| typed into | budget | tokens without fill | tokens | full (min while typing) | "
+          "cold build | warm p50 / p95 | warm / cold | shared prefix p50 / mean / min |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for b in budgets:
-        print(f"| {b['budget']} | {b['total_tokens']} | {b['cold_ms']:.1f} ms | "
+        print(f"| {b['file']} | {b['budget']} | {b['total_tokens_without_fill']} "
+              f"({b['total_tokens_without_fill'] / b['budget']:.1%}) | {b['total_tokens']} | "
+              f"{b['fill_min']:.1%} | {b['cold_ms']:.1f} ms | "
               f"{b['warm_p50_ms']:.1f} / {b['warm_p95_ms']:.1f} ms | "
               f"{b['warm_p50_ms'] / b['cold_ms']:.3f} | "
               f"{b['shared_prefix_p50']:.1%} / {b['shared_prefix_mean']:.1%} / "

@@ -38,6 +38,7 @@ from lsp_server.context.layout import (
     Segment,
     context_json,
     current_reserve,
+    fill_allotment,
     fim_segments,
     join,
     shared_prefix,
@@ -45,6 +46,7 @@ from lsp_server.context.layout import (
 from lsp_server.context.privacy import ExclusionRules, redact_secrets
 from lsp_server.context.ranking import rank_files
 from lsp_server.context.related import (
+    MIN_ROOM,
     Selection,
     Sources,
     nearby_names,
@@ -63,12 +65,13 @@ if TYPE_CHECKING:
     from lsp_server.context.history_entry import HistoryEntry
     from lsp_server.context.index import WorkspaceIndex
     from lsp_server.context.languages import LanguageRegistry
-    from lsp_server.context.ranking import RankingCache
+    from lsp_server.context.ranking import RankedFile, RankingCache
 
 __all__ = ["Context", "ContextBuilder", "ContextOptions", "ContextRefused", "CursorFile",
            "Segment", "context_json", "shared_prefix"]
 
 MAX_DOCUMENTS = 64
+MAX_FILL_CANDIDATES = 5000  # ranked files the trailing repository segment may try
 MAX_FILE_TEXT_CHARS = 64_000_000
 MAX_REDACTED_CHARS = 16_000_000
 
@@ -118,6 +121,8 @@ class _Document:
     lines: FileLines | None = None
     cut: CutState | None = None
     reserve: int | None = None
+    fill: int | None = None  # the trailing repository segment's allotment
+    fill_used: int = 0  # and the tokens it held
     definitions: _Memo = field(default_factory=_Memo)
     anchor_line: int = -1  # cursor line the definitions were looked up for
 
@@ -150,7 +155,9 @@ class ContextBuilder:
         self._rules = rules or (files.rules if files is not None else ExclusionRules.create())
         self._split_rule = probe_split_rule(counter)
         self._documents: OrderedDict[str, _Document] = OrderedDict()
+        self._ranked = _Memo()
         self._repository = _Memo()
+        self._fill = _Memo()
         self._recent = _Memo()
         self._history = _Memo()
         self._texts = _TextCache(MAX_FILE_TEXT_CHARS)
@@ -246,7 +253,13 @@ class ContextBuilder:
 
         current_segments, heal, window_red = self._current_segments(
             current, options, lines, cursor_byte, fit, remote=src.redact is not None)
-        selections = (repository, recent_sel, definitions, history_sel)
+        used = sum(len(seg.tokens) for sel in (repository, recent_sel, definitions,
+                                               history_sel) for seg in sel.segments)
+        used += sum(len(seg.tokens) for seg in current_segments)
+        fill = self._select_fill(src, doc, current.path, recent_paths,
+                                 (repository, recent_sel, definitions, history_sel),
+                                 options.budget - used, available, options)
+        selections = (repository, recent_sel, definitions, fill, history_sel)
         segments = [seg for sel in selections for seg in sel.segments] + [*current_segments]
         redactions = sum(sel.redactions for sel in selections) + window_red
         return join(segments, budget=options.budget,
@@ -286,14 +299,53 @@ class ContextBuilder:
         focus = (path, *recent_paths)
         key = (self.index.generation, focus, allot.repository, remote)
         if self._repository.key != key:
-            if self.ranking is not None:
-                ranked = self.ranking.rank(self.index, focus_files=focus)
-            else:
-                ranked = rank_files(self.index, focus_files=focus)
             self._repository.key = key
-            self._repository.value = select_repository(src, self.index, ranked,
+            self._repository.value = select_repository(src, self.index, self._rank(focus),
                                                        frozenset(focus), allot.repository)
         return self._repository.value
+
+    def _rank(self, focus: tuple[str, ...]) -> Sequence[RankedFile]:
+        assert self.index is not None
+        key = (self.index.generation, focus)
+        if self._ranked.key != key:
+            self._ranked.key = key
+            if self.ranking is not None:
+                self._ranked.value = self.ranking.rank(self.index, focus_files=focus)
+            else:
+                self._ranked.value = rank_files(self.index, focus_files=focus)
+        return self._ranked.value
+
+    def _select_fill(self, src: Sources, doc: _Document, path: str,
+                     recent_paths: tuple[str, ...], shown: Sequence[Selection], room: int,
+                     available: int, options: ContextOptions) -> Selection:
+        """The room the other segments leave, filled with more of the repository: files
+        ranked after those already shown. It changes only when the room crosses a step
+        (`fill_allotment`), so typing keeps the prompt's front."""
+        if not options.fill or self.index is None:
+            return Selection()
+        focus = (path, *recent_paths)
+        skip = frozenset(seg.path for sel in shown for seg in sel.segments
+                         if seg.path is not None) | frozenset(focus)
+        allotment = fill_allotment(room, available, doc.fill, doc.fill_used)
+        selection = self._fill_with(src, focus, skip, allotment, options.remote)
+        if selection.used > room:  # a kept allotment, filled anew, no longer fits
+            allotment = fill_allotment(room, available, None)
+            selection = self._fill_with(src, focus, skip, allotment, options.remote)
+        doc.fill, doc.fill_used = allotment, selection.used
+        return selection
+
+    def _fill_with(self, src: Sources, focus: tuple[str, ...], skip: frozenset[str],
+                   allotment: int, remote: bool) -> Selection:
+        assert self.index is not None
+        if allotment < MIN_ROOM:
+            return Selection()
+        key = (self.index.generation, focus, skip, allotment, remote)
+        if self._fill.key != key:
+            self._fill.key = key
+            self._fill.value = select_repository(src, self.index, self._rank(focus), skip,
+                                                 allotment, kind="repository_fill",
+                                                 candidates=MAX_FILL_CANDIDATES)
+        return self._fill.value
 
     def _select_recent(self, src: Sources, path: str, recent: Sequence[tuple[str, str]],
                        history: Sequence[HistoryEntry], shown: frozenset[str], allotment: int,

@@ -38,11 +38,16 @@ FIM_MARKERS = 3  # suffix, prefix and middle
 # rest of a rename, an argument just added).
 HISTORY_FILE = ".sparkedit/recent_edits.diff"
 
-SEGMENT_KINDS = ("repository", "recent_file", "scopes", "definitions", "history",
+SEGMENT_KINDS = ("repository", "recent_file", "scopes", "definitions", "repository_fill",
+                 "history",
                  "current_suffix", "current_prefix")
 # Sizes of the current file are rounded up to this many tokens before they affect the
 # other segments, so that typing does not change what the repository segment holds.
 RESERVE_QUANTUM = 1024
+# The room the other segments leave is handed on in steps of the budget over this, so that
+# typing moves it (and the front of the prompt with it) only when it crosses a step.
+FILL_STEPS = 128
+MIN_FILL_QUANTUM = 16
 
 
 class ContextRefused(Exception):
@@ -94,6 +99,7 @@ class ContextOptions:
     prefix_share: float = 0.75  # of the current file's tokens
     max_definition_lines: int = 40
     nearby_lines: int = 30
+    fill: bool = True  # hand the room the other segments leave to more repository files
 
     def __post_init__(self) -> None:
         if self.fim_order not in ("spm", "psm"):
@@ -160,6 +166,18 @@ def current_reserve(available: int, options: ContextOptions, need: int, previous
         return previous
     quantised = -(-need // RESERVE_QUANTUM) * RESERVE_QUANTUM
     return min(share, quantised)
+
+
+def fill_allotment(room: int, available: int, previous: int | None, previous_used: int = 0
+                   ) -> int:
+    """Tokens for the trailing repository segment out of `room`, the budget the others
+    leave: `room` rounded down to a step of `available` / FILL_STEPS, less a step for the
+    current file to grow into. A previous allotment is kept while what it holds
+    (`previous_used`) still fits and the room has not grown past it by two steps."""
+    quantum = max(MIN_FILL_QUANTUM, available // FILL_STEPS)
+    if previous is not None and previous_used <= room < previous + 2 * quantum:
+        return previous
+    return max(0, (room // quantum - 1) * quantum)
 
 
 def file_piece(counter: TokenCounter, markers: Markers, kind: str, path: str, text: str

@@ -143,11 +143,13 @@ def header_map(counter: TokenCounter, path: str, text: str, definitions: Sequenc
 
 
 def select_repository(src: Sources, index: WorkspaceIndex, ranked: Sequence[RankedFile],
-                      skip: frozenset[str], allotment: int) -> Selection:
+                      skip: frozenset[str], allotment: int, *, kind: str = "repository",
+                      candidates: int = MAX_REPOSITORY_CANDIDATES) -> Selection:
     """Whole files in rank order while they fit; a file too large for the room left shows
-    the headers of its most important definitions instead, as many as fit."""
-    pack = _Packer(src, "repository", allotment)
-    for rank in ranked[:MAX_REPOSITORY_CANDIDATES]:
+    the headers of its most important definitions instead, as many as fit. Only the first
+    `candidates` ranked files are tried."""
+    pack = _Packer(src, kind, allotment)
+    for rank in ranked[:candidates]:
         if pack.room < MIN_ROOM:
             break
         if rank.rel in skip or not src.allowed(rank.rel):

@@ -113,6 +113,7 @@ def check_layout(ctx: Context, tokenizer: Tokenizer, options: ContextOptions) ->
                                     "<|fim_suffix|>", "<|fim_middle|>")}
     first = {"repository": "<|file_sep|>", "recent_file": "<|file_sep|>",
              "scopes": "<|file_sep|>", "definitions": "<|file_sep|>",
+             "repository_fill": "<|file_sep|>",
              "history": "<|edit_history|>",
              "current_prefix": "<|fim_prefix|>", "current_suffix": "<|fim_suffix|>"}
     for seg in ctx.segments:
