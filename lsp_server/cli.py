@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     suggest.add_argument("--budget", type=int, default=2048, metavar="TOKENS")
     suggest.add_argument("--max-tokens", type=int, default=64)
     suggest.add_argument("--json", action="store_true")
+    suggest.add_argument("--history", metavar="FILE.diff", default=None,
+                         help="edit history: a unified diff of how the file reached its "
+                              "text (default: its uncommitted changes, when in git)")
     suggest.add_argument("--drafters", metavar="LIST|none", default=None,
                          help="speculative drafters allowed, comma-separated from region, "
                               "previous, lookup; none for plain decoding (default: the "

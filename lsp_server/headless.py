@@ -17,6 +17,7 @@ import json
 import logging
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,13 @@ from lsp_server.completion import (
     Suggestion,
     complete_in_workspace,
     effective_budget,
+)
+from lsp_server.diff_history import (
+    DiffError,
+    git_diff,
+    history_sections,
+    parse_unified_diff,
+    record_history,
 )
 from lsp_server.documents import Document, Encoding, Position, PositionError
 from lsp_server.edit_flow import EditSuggestion, predict_edit, why_no_edit
@@ -209,6 +217,45 @@ def to_json(answer: Suggestion | EditSuggestion, info: dict[str, Any], mode: str
     }
 
 
+def add_history(workspace: Workspace, doc: Document, offset: int, args: argparse.Namespace
+                ) -> None:
+    """The edit history the language server would have had: `--history FILE.diff`, else
+    the file's uncommitted changes in git, else none. Raises UsageError for a `--history`
+    that is missing, not a diff, or does not reverse-apply to the files it names."""
+    cursor_line = doc.text.count("\n", 0, offset)
+    path = workspace.display_path(doc.uri)
+    if args.history is None:
+        found = git_diff(Path(args.path)) if args.path != "-" else None
+        if found is None:
+            return
+        try:
+            for section in parse_unified_diff(found[0]):
+                record_history(workspace.history, path, doc.text, section.hunks,
+                               args.path, cursor_line=cursor_line, now=time.monotonic())
+        except DiffError as exc:
+            log.warning("no edit history: the file's git diff does not apply (%s)", exc)
+        return
+    try:
+        sections = history_sections(read_source(args.history), f"--history {args.history}")
+        root = workspace.settings.root
+        for section in sections:
+            own = len(sections) == 1 or section.path == path or (
+                args.path != "-" and Path(args.path).as_posix().endswith(section.path))
+            if own:
+                record_history(workspace.history, path, doc.text, section.hunks, args.path,
+                               cursor_line=cursor_line, now=time.monotonic())
+                continue
+            other = (root / section.path) if root is not None else None
+            if other is None or not other.is_file():
+                raise DiffError(f"--history {args.history} names {section.path}, which is "
+                                "not a file of the workspace")
+            record_history(workspace.history, section.path, read_source(str(other)),
+                           section.hunks, section.path, cursor_line=None,
+                           now=time.monotonic())
+    except DiffError as exc:
+        raise UsageError(str(exc)) from exc
+
+
 def run_suggest(args: argparse.Namespace) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
                         format="sparkedit suggest: %(message)s")
@@ -232,6 +279,7 @@ def run_suggest(args: argparse.Namespace) -> int:
             resolved = Path(args.path).resolve()
             uri, root = resolved.as_uri(), find_root(resolved)
         workspace, doc = open_workspace(tokenizer, text, uri=uri, root=root)
+        add_history(workspace, doc, offset, args)
         answer, info = asyncio.run(_suggest(workspace, doc, offset, engine_options, options,
                                             mode, args.instruction))
     except EngineFailure as exc:

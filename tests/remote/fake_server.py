@@ -60,6 +60,7 @@ class Script:
     hang: str | None = None  # "headers": never answer; "body": stall after the first chunk
     chunk_delay_s: float = 0.0
     json_answer: bool = False  # ignore `stream` and answer one JSON object
+    echo_prediction: bool = False  # answer the request's predicted output (no change)
 
 
 @dataclass(frozen=True)
@@ -196,13 +197,17 @@ class _Handler(BaseHTTPRequestHandler):
         if script.hang == "headers":
             self._hang()
             return
+        chunks = script.chunks
+        if script.echo_prediction:
+            chunks = ((body.get("prediction") or {}).get("content", ""),)
         if script.json_answer or not body.get("stream"):
-            self._answer_whole(script, chat, model)
+            self._answer_whole(script, chunks, chat, model)
             return
-        self._stream(script, chat, model)
+        self._stream(script, chunks, chat, model)
 
-    def _answer_whole(self, script: Script, chat: bool, model: str) -> None:
-        text = "".join(script.chunks)
+    def _answer_whole(self, script: Script, chunks: tuple[str, ...], chat: bool, model: str
+                      ) -> None:
+        text = "".join(chunks)
         choice: dict[str, Any] = {"index": 0, "finish_reason": script.finish_reason}
         if chat:
             choice["message"] = {"role": "assistant", "content": text}
@@ -211,7 +216,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(200, {"id": "cmpl-fake", "model": model, "choices": [choice],
                               "usage": script.usage, "time_info": script.time_info})
 
-    def _stream(self, script: Script, chat: bool, model: str) -> None:
+    def _stream(self, script: Script, chunks: tuple[str, ...], chat: bool, model: str
+                ) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
@@ -219,7 +225,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         try:
-            for i, text in enumerate(script.chunks):
+            for i, text in enumerate(chunks):
                 if i and script.chunk_delay_s:
                     time.sleep(script.chunk_delay_s)
                 self._event(_chunk(chat, model, text))
