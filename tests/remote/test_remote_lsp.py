@@ -147,6 +147,19 @@ async def test_the_quality_gates_hold_back_bad_edits_and_say_why(tmp_path: Path)
                 break
             await asyncio.sleep(0.05)
         assert messages == ["sparkedit: nothing was changed: the proposed edit does not parse"]
+
+        # The model gives the selection back unchanged: an empty answer, and it is said.
+        messages.clear()
+        fake.scripts["coder-test"] = Script(echo_prediction=True)
+        unchanged = await asyncio.wait_for(client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="sparkedit.editSelection",
+                                       arguments=[uri, selection, "add a docstring"])), 60)
+        assert unchanged is None
+        for _ in range(50):
+            if messages:
+                break
+            await asyncio.sleep(0.05)
+        assert messages == ["sparkedit: no change proposed for the selection"]
     finally:  # shut down even after a failed assertion: the engine holds the server's pipes
         await asyncio.wait_for(client.shutdown_async(None), 20)
         client.exit(None)

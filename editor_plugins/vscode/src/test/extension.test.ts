@@ -2,7 +2,8 @@
 // server, the real LanguageClient starts (no duplicate command registration), ghost text
 // reports didShow and `sparkedit.accept` didAccept, settings changes reach the server,
 // the active editor is reported with sparkedit/didFocus, next edits and "Edit selection"
-// run end to end.
+// run end to end; an instruction edit that changes nothing is said (a remote that answers
+// every edit unchanged, SPARKEDIT_TEST_REMOTE_URL).
 
 import "../testing/hook";
 import assert from "node:assert/strict";
@@ -10,7 +11,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, describe, test } from "node:test";
 import { activate, deactivate, Sparkedit } from "../extension";
-import { PYTHON, SAMPLE, serverArgs, SKIP, withTimeout } from "../testing/server";
+import { PYTHON, REMOTE_URL, SAMPLE, serverArgs, SKIP, withTimeout } from "../testing/server";
 import * as stub from "../testing/vscode-stub";
 
 const manifest = JSON.parse(fs.readFileSync(path.join(__dirname, "..", "..", "package.json"), "utf8"));
@@ -168,5 +169,36 @@ describe("the extension with the real server", { skip: SKIP }, () => {
   test("deactivate stops the server", async () => {
     await withTimeout(deactivate(), 20_000, "deactivate");
     assert.equal(sparkedit.running(), undefined);
+  });
+});
+
+describe("an instruction edit that changes nothing", {
+  skip: SKIP || (REMOTE_URL ? false : "SPARKEDIT_TEST_REMOTE_URL is not set "
+    + "(tests/clients/test_vscode_extension.py sets it)"),
+}, () => {
+  test("applies nothing and the user is told", async () => {
+    stub.reset({ ...DEFAULTS, "sparkedit.serverPath": PYTHON,
+      "sparkedit.serverArgs": ["-m", "lsp_server.cli", "lsp"], "sparkedit.statsFile": "off",
+      "sparkedit.target": "cerebras", "sparkedit.baseUrl": REMOTE_URL,
+      "sparkedit.model": "coder-test" });
+    const editor = stub.openEditor(SAMPLE, "file:///work/sample.py");
+    const ctx = context();
+    await withTimeout(activate(ctx as never), 60_000, "activate");
+    try {
+      const before = editor.document.getText();
+      editor.selection = new stub.Selection(new stub.Position(10, 0), new stub.Position(12, 0));
+      stub.answers.inputs.push("add a docstring");
+      const outcome = await withTimeout(
+        stub.commands.executeCommand("sparkedit.editSelection") as Promise<string>, 60_000, "edit");
+      assert.equal(outcome, "no-edit");
+      assert.equal(editor.document.getText(), before);
+      const said = await until("the server's message", () => stub.recorded.messages.find(
+        (m) => m.message.startsWith("sparkedit: n")), 10_000).catch(() => undefined);
+      assert.equal(said?.message, "sparkedit: no change proposed for the selection",
+        JSON.stringify(stub.recorded.messages));
+    } finally {
+      await withTimeout(deactivate(), 20_000, "deactivate");
+      ctx.subscriptions.forEach((d) => d.dispose());
+    }
   });
 });

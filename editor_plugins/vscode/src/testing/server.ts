@@ -19,6 +19,9 @@ export const MODEL = process.env.SPARKEDIT_TEST_MODEL;
 export const SKIP = PYTHON && MODEL ? false
   : "SPARKEDIT_PYTHON and SPARKEDIT_TEST_MODEL are not set (tests/clients/test_vscode_extension.py sets them)";
 
+/** A Cerebras-protocol server on 127.0.0.1 for the remote target (set by the pytest wrapper). */
+export const REMOTE_URL = process.env.SPARKEDIT_TEST_REMOTE_URL;
+
 /** The arguments after the python executable that start the server. */
 export function serverArgs(): string[] {
   return ["-m", "lsp_server.cli", "lsp", "--model", MODEL!];
