@@ -25,6 +25,7 @@ it. Modules, one idea each (the contracts below are what the other modules rely 
 - `ranking.py` — `rank_files` / `RankingCache.rank`: a personalised PageRank over files
   linked by references to definitions (aider's repository map).
 - `tokens.py` — `TokenCounter`: the model's tokenizer with a cache keyed by text.
+- `text_cache.py` — `TextCache`: file texts and redactions, bounded, least recent dropped.
 - `history_entry.py` — `HistoryEntry`: one burst of edits as a unified diff (the language
   server's `EditHistory` records them).
 - `healing.py` — `healable_text`: which prompt endings token healing may re-choose.
@@ -34,6 +35,7 @@ it. Modules, one idea each (the contracts below are what the other modules rely 
   cuts that stay put while typing.
 - `related.py` — repository, recent files, edit history and definitions near the cursor.
 - `assemble.py` — `ContextBuilder.build(...) -> Context`: segments in a fixed order
-  (repository, recent files, definitions near the cursor, edit history, current file),
-  exact to the budget, with stable cuts so consecutive keystrokes share the token prefix.
+  (repository, recent files, definitions near the cursor, more of the repository in the
+  room left, edit history, current file), exact to the budget, with stable cuts so
+  consecutive keystrokes share the token prefix.
 """

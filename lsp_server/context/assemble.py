@@ -57,6 +57,7 @@ from lsp_server.context.related import (
     select_scopes,
 )
 from lsp_server.context.syntax import cut_lines
+from lsp_server.context.text_cache import TextCache
 from lsp_server.context.tokens import TokenCounter
 from lsp_server.context.window import CurrentWindow, CutState, WindowFit
 
@@ -74,34 +75,6 @@ MAX_DOCUMENTS = 64
 MAX_FILL_CANDIDATES = 5000  # ranked files the trailing repository segment may try
 MAX_FILE_TEXT_CHARS = 64_000_000
 MAX_REDACTED_CHARS = 16_000_000
-
-
-class _TextCache:
-    """Texts derived from a key, least recently used dropped first.
-
-    Used twice: workspace file texts (key: path, size and mtime from the index entry, so a
-    changed file is a new key) and redacted texts (key: the text). Bound: `max_chars`
-    characters of values in all. Nothing else invalidates an entry."""
-
-    def __init__(self, max_chars: int) -> None:
-        self.max_chars = max_chars
-        self._items: OrderedDict[Any, tuple[str, int]] = OrderedDict()
-        self._chars = 0
-
-    def get(self, key: Any) -> tuple[str, int] | None:
-        found = self._items.get(key)
-        if found is not None:
-            self._items.move_to_end(key)
-        return found
-
-    def put(self, key: Any, value: tuple[str, int]) -> None:
-        if len(value[0]) > self.max_chars or key in self._items:
-            return
-        self._items[key] = value
-        self._chars += len(value[0])
-        while self._chars > self.max_chars:
-            _, (old, _) = self._items.popitem(last=False)
-            self._chars -= len(old)
 
 
 @dataclass
@@ -160,8 +133,8 @@ class ContextBuilder:
         self._fill = _Memo()
         self._recent = _Memo()
         self._history = _Memo()
-        self._texts = _TextCache(MAX_FILE_TEXT_CHARS)
-        self._redacted = _TextCache(MAX_REDACTED_CHARS)
+        self._texts = TextCache(MAX_FILE_TEXT_CHARS)
+        self._redacted = TextCache(MAX_REDACTED_CHARS)
 
     # -- privacy and files -------------------------------------------------------------
 
