@@ -14,6 +14,7 @@ its own.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 import time
@@ -61,6 +62,8 @@ class Script:
     chunk_delay_s: float = 0.0
     json_answer: bool = False  # ignore `stream` and answer one JSON object
     echo_prediction: bool = False  # answer the request's predicted output (no change)
+    # With a predicted output: answer it with these (regex, replacement) applied, each once.
+    substitutions: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -198,8 +201,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._hang()
             return
         chunks = script.chunks
-        if script.echo_prediction:
-            chunks = ((body.get("prediction") or {}).get("content", ""),)
+        predicted = (body.get("prediction") or {}).get("content")
+        if script.echo_prediction or (script.substitutions and predicted is not None):
+            answer = predicted or ""
+            for pattern, replacement in script.substitutions:
+                answer = re.sub(pattern, replacement, answer, count=1)
+            chunks = (answer,)
         if script.json_answer or not body.get("stream"):
             self._answer_whole(script, chunks, chat, model)
             return
