@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fake_remote import load_fake_server
 
 from engine.models import default_model_dir, untrained_model_dir
 
@@ -120,15 +121,6 @@ def test_plugin_in_headless_neovim(tmp_path: Path) -> None:
                  "BufEnter sends sparkedit/didFocus with the cursor"):
         assert step in names, f"step not run: {step}"
 
-
-def load_fake_server():  # tests/remote/fake_server.py: the Cerebras protocol on 127.0.0.1
-    spec = importlib.util.spec_from_file_location("fake_server",
-                                                  HERE.parent / "remote" / "fake_server.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("fake_server", module)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_an_edit_that_changes_nothing_is_said(tmp_path: Path) -> None:

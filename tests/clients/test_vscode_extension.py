@@ -9,7 +9,6 @@ output. About a minute with a warm npm cache."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -20,6 +19,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
+from fake_remote import load_fake_server
 
 from engine.models import untrained_model_dir
 from lsp_server.options import DEFAULTS, ServerOptions
@@ -35,15 +35,6 @@ needs_npm = pytest.mark.skipif(
     shutil.which("node") is None or shutil.which("npm") is None,
     reason="node and npm are not installed: the VS Code extension cannot be built here")
 
-
-def load_fake_server():  # tests/remote/fake_server.py: the Cerebras protocol on 127.0.0.1
-    spec = importlib.util.spec_from_file_location(
-        "fake_server", ROOT / "tests" / "remote" / "fake_server.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("fake_server", module)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run(args: list[str], timeout: float, env: dict[str, str] | None = None) -> str:

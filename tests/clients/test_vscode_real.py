@@ -17,7 +17,6 @@ test is skipped with the reason, except under CI, where that is a failure.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -31,6 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fake_remote import load_fake_server
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -73,15 +73,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
-
-def load_fake_server():  # tests/remote/fake_server.py: the Cerebras protocol on 127.0.0.1
-    spec = importlib.util.spec_from_file_location(
-        "fake_server", ROOT / "tests" / "remote" / "fake_server.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("fake_server", module)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
