@@ -4,9 +4,9 @@ A next edit is suppressed when it
 - deletes or rewrites a line that neither the cursor nor the recent edit history points at
   (`destructive`): a line is pointed at when it lies within CURSOR_REACH lines of the
   cursor, was changed by the recent edits, shares an identifier with their changed lines
-  and is carried on in changed form (a rename or a replaced call; deleted only after the
-  user deleted lines), or reads like a line they changed (the same conversion applied to
-  a sibling line);
+  and is carried on in changed form that drops no identifier but those the user changed
+  (a rename, a replaced call, a new argument; deleted only after the user deleted lines),
+  or reads like a line they changed (the same conversion applied to a sibling line);
 - makes the region fail to parse when it parsed before (`breaks_parse`);
 - undoes the user's last edit, all of it or one of its hunks (`undoes_last_edit`).
 
@@ -121,8 +121,11 @@ def unpointed_lines(old_region: str, new_region: str, first_line: int, cursor_li
     before, after = old_region.split("\n"), new_region.split("\n")
     hunks = [h for diff in history[-RECENT_DIFFS:] for h in parse_diff(diff)]
     touched = {row for h in hunks for row in h.added_rows}
-    changed = [line for h in hunks for line in (*h.removed, *h.added)]
-    words = _words(changed)
+    # The identifiers the user's edits changed (in removed lines or added ones, not both):
+    # a line carried on may drop only those, whatever else it shares with the change.
+    removed_words = _words([line for h in hunks for line in h.removed])
+    added_words = _words([line for h in hunks for line in h.added])
+    moved = removed_words ^ added_words
     removed = [line.strip() for h in hunks for line in h.removed if line.strip()]
     deleted_lines = any(h.removed and not h.added for h in hunks)
     out: list[int] = []
@@ -135,9 +138,11 @@ def unpointed_lines(old_region: str, new_region: str, first_line: int, cursor_li
             # A shared identifier excuses a line carried on in changed form (a rename, a
             # replaced call), or deleted after the user deleted lines; not a line that
             # simply vanishes under unrelated text.
-            rewritten = any(difflib.SequenceMatcher(None, stripped, new.strip()).ratio()
-                            >= REWRITE_RATIO for new in after[j1:j2])
-            if words & _words([line]) and (rewritten or deleted_lines):
+            counterparts = [new for new in after[j1:j2] if difflib.SequenceMatcher(
+                None, stripped, new.strip()).ratio() >= REWRITE_RATIO]
+            own = _words([line])
+            carried = bool(counterparts) and own - _words(counterparts) <= moved
+            if own & (removed_words | added_words) and carried or own & moved and deleted_lines:
                 continue
             if any(difflib.SequenceMatcher(None, stripped, old).ratio() >= SIBLING_RATIO
                    for old in removed):

@@ -219,3 +219,21 @@ def test_the_parse_gate_gives_the_same_answer_from_the_servers_tree(with_tree: b
                                   parser=parser, tree=tree) == "breaks_parse"
     assert check_instruction_edit(text=text, start=start, end=end, new_region=fine,
                                   parser=parser, tree=tree) is None
+
+
+def test_a_line_sharing_only_kept_words_is_not_carried_on() -> None:
+    """The user replaced `repeat(byte)` with `repeat_count(byte)`; a proposal that rewrites
+    the function's signature into another function's (sharing only `self` and `byte`,
+    which the change kept) is no propagation (found by the model evaluation, in Rust)."""
+    before = ("    pub fn match_byte(self, byte: u8) -> BitMask {\n"
+              "        let x = 1;\n        let y = 2;\n        let z = 3;\n"
+              "        let cmp = self.0 ^ repeat(byte);\n"
+              "        BitMask(cmp & repeat(0x80))\n    }\n")
+    text = before.replace("repeat(byte)", "repeat_count(byte)")
+    history = [unified_diff("a.rs", before, text)]
+    garbage = text.replace("pub fn match_byte(self, byte: u8) -> BitMask {",
+                           "pub fn match_empty(self) -> Bit128 {")
+    assert _check(text, garbage, cursor_line=4, history=history, spec_name="rust") \
+        == "destructive"
+    carried = text.replace("cmp & repeat(0x80)", "cmp & repeat_count(0x80)")
+    assert _check(text, carried, cursor_line=0, history=history, spec_name="rust") is None
