@@ -275,6 +275,17 @@ function H.finish(err)
   end)
 end
 
+--- Waits until the sparkedit client of `buf` is initialized (checked as "server attached");
+--- returns it, or nil when it did not attach within `ms`.
+function H.attached(buf, client_mod, ms)
+  local client
+  H.check("server attached", H.wait(function()
+    client = client_mod.get(buf)
+    return client and client.initialized
+  end, ms or 20000))
+  return client
+end
+
 --- Runs `body` in a coroutine; writes the results to `path`; gives up after `timeout_ms`.
 function H.run(body, path, timeout_ms)
   H.results_path = path

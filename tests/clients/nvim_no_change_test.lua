@@ -21,11 +21,7 @@ H.run(function()
   })
   vim.cmd.edit(vim.env.SPARKEDIT_NVIM_FILE)
   local buf = api.nvim_get_current_buf()
-  local client
-  H.check("server attached", H.wait(function()
-    client = client_mod.get(buf)
-    return client and client.initialized
-  end, 20000))
+  local client = H.attached(buf, client_mod)
   if not client then
     return
   end
