@@ -16,7 +16,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from lsp_server.history import EditHistory
+from lsp_server.history import EditHistory, split_lines
 
 _HEADER = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 MAX_OFFSET_LINES = 200  # how far from its header's line a hunk is looked for
@@ -48,12 +48,6 @@ class Replayed:
 
     start: int
     hunk: Hunk
-
-
-def split_lines(text: str) -> list[str]:
-    """Lines with their "\\n"; only "\\n" ends a line (as diffs and tree-sitter count)."""
-    parts = text.split("\n")
-    return [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
 
 
 def _strip_prefix(name: str) -> str:

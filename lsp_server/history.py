@@ -71,7 +71,7 @@ def _forward_lines(text: str, end: int, n: int) -> int:
     return end
 
 
-def _split_lines(text: str) -> list[str]:
+def split_lines(text: str) -> list[str]:
     """Lines with their "\\n" kept; only "\\n" ends a line (form feeds in code do not)."""
     lines = text.split("\n")
     out = [line + "\n" for line in lines[:-1]]
@@ -100,7 +100,7 @@ def unified_diff(path: str, before: str, after: str, *, first_line: int = 0,
                  context_lines: int = 2) -> str:
     """A unified diff of two excerpts that start at 0-based line `first_line` of their
     files (hunk headers count from the file's first line). "" when they are equal."""
-    a, b = _split_lines(before), _split_lines(after)
+    a, b = split_lines(before), split_lines(after)
     groups = list(difflib.SequenceMatcher(None, a, b, autojunk=False)
                   .get_grouped_opcodes(context_lines))
     if not groups or groups == [[("equal", 0, len(a), 0, len(b))]]:

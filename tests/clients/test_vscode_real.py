@@ -102,14 +102,23 @@ def wait_http(url: str, proc: subprocess.Popen, log: Path) -> None:
 class VSCode:
     """code-server serving `workspace`, started per phase with that phase's settings."""
 
-    def __init__(self, entry: Path, data: Path, extensions: Path, workspace: Path,
-                 scratch: Path) -> None:
-        self.entry, self.data, self.extensions, self.workspace = entry, data, extensions, \
-            workspace
-        self.scratch = scratch
+    def __init__(self, code_server: Path, remote, workspace: Path, scratch: Path) -> None:
+        self.code_server, self.remote, self.workspace, self.scratch = \
+            code_server, remote, workspace, scratch
+        self.entry = code_server / "node_modules" / "code-server" / "out" / "node" / "entry.js"
+        self.data, self.extensions = scratch / "data", scratch / "extensions"
         self.log = scratch / "code-server.log"
 
-    def drive(self, phase: str, settings: dict, shot: Path, code_server: Path, remote) -> dict:
+    def install(self, vsix: Path) -> None:
+        installed = subprocess.run(
+            ["node", str(self.entry), "--user-data-dir", str(self.data), "--extensions-dir",
+             str(self.extensions), "--install-extension", str(vsix)],
+            capture_output=True, text=True, timeout=120)
+        assert installed.returncode == 0, installed.stdout + installed.stderr
+        assert any(p.name.startswith("sparkedit.") for p in self.extensions.iterdir()), \
+            installed.stdout
+
+    def drive(self, phase: str, settings: dict, shot: Path) -> dict:
         user = self.data / "User" / "settings.json"
         user.parent.mkdir(parents=True, exist_ok=True)
         user.write_text(json.dumps(settings, indent=2))
@@ -129,7 +138,8 @@ class VSCode:
                 timeout=900, env={
                     **os.environ, "SPARKEDIT_PHASE": phase,
                     "SPARKEDIT_VSCODE_URL": f"http://127.0.0.1:{port}/?folder={self.workspace}",
-                    "SPARKEDIT_PLAYWRIGHT": str(code_server / "node_modules" / "playwright-core"),
+                    "SPARKEDIT_PLAYWRIGHT": str(self.code_server / "node_modules"
+                                                / "playwright-core"),
                     "SPARKEDIT_CHROMIUM": shutil.which("chromium") or "/usr/bin/chromium",
                     "SPARKEDIT_RESULTS": str(results), "SPARKEDIT_SHOT": str(shot)})
         finally:
@@ -137,7 +147,7 @@ class VSCode:
             server.wait(20)
         report = json.loads(results.read_text()) if results.exists() else \
             {"error": driven.stderr}
-        asked = [(p.path, (p.body or {}).get("prediction")) for p in remote.posts()]
+        asked = [(p.path, (p.body or {}).get("prediction")) for p in self.remote.posts()]
         where = (f"steps: {[s['name'] for s in report.get('steps', [])]}\n"
                  f"status bar: {report.get('statusbar')}\nremote asked: {asked}\n"
                  f"driver: {driven.stdout[-2000:]}{driven.stderr[-2000:]}\n"
@@ -153,15 +163,11 @@ def test_the_extension_in_a_real_vscode(code_server: Path, remote, tmp_path: Pat
     vsix = tmp_path / "sparkedit.vsix"
     npm(["npm", "run", "package", "--", "--out", str(vsix)], 180)
 
-    entry = code_server / "node_modules" / "code-server" / "out" / "node" / "entry.js"
-    data, extensions, workspace = tmp_path / "data", tmp_path / "extensions", tmp_path / "ws"
+    workspace = tmp_path / "ws"
     (workspace / ".git").mkdir(parents=True)
     (workspace / "sample.py").write_text(SAMPLE)
-    installed = subprocess.run(
-        ["node", str(entry), "--user-data-dir", str(data), "--extensions-dir", str(extensions),
-         "--install-extension", str(vsix)], capture_output=True, text=True, timeout=120)
-    assert installed.returncode == 0, installed.stdout + installed.stderr
-    assert any(p.name.startswith("sparkedit.") for p in extensions.iterdir()), installed.stdout
+    vscode = VSCode(code_server, remote, workspace, tmp_path)
+    vscode.install(vsix)
 
     settings = {
         "sparkedit.serverPath": sys.executable,
@@ -178,12 +184,11 @@ def test_the_extension_in_a_real_vscode(code_server: Path, remote, tmp_path: Pat
         "chat.commandCenter.enabled": False,
         "files.autoSave": "off",
     }
-    vscode = VSCode(entry, data, extensions, workspace, tmp_path)
     shot = Path(os.environ.get("SPARKEDIT_VSCODE_SHOT") or tmp_path / "ghost.png").absolute()
-    ghost = vscode.drive("ghost", settings, shot, code_server, remote)
+    ghost = vscode.drive("ghost", settings, shot)
     remote_settings = {"sparkedit.target": "cerebras", "sparkedit.baseUrl": remote.base_url,
                        "sparkedit.model": "coder-test"}
-    vscode.drive("edits", {**settings, **remote_settings}, shot, code_server, remote)
+    vscode.drive("edits", {**settings, **remote_settings}, shot)
 
     lines = (workspace / "sample.py").read_text().splitlines()
     assert lines[15:18] == ["    def subtotal(self) -> Decimal:",
