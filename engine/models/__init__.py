@@ -6,11 +6,12 @@ from pathlib import Path
 
 
 def default_model_dir() -> Path:
-    """The embedded model: `sparkedit-coder-3m`, trained by scripts/train_tiny_model.py.
+    """The embedded model: `sparkedit-coder-v2` (eight languages, context 4096), trained
+    by scripts/train_tiny_model.py.
 
     Callers must not assume it is trained or untrained (read ``ModelConfig.untrained``).
     """
-    return Path(__file__).resolve().parent / "sparkedit-coder-3m"
+    return Path(__file__).resolve().parent / "sparkedit-coder-v2"
 
 
 def v1_model_dir() -> Path:

@@ -115,10 +115,10 @@ def test_the_default_model_is_the_trained_one_and_is_not_labelled_untrained():
     done = suggest(str(SAMPLE), "--at", "36:25", "--json", model=[])
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
-    assert out["model"] == {"name": "sparkedit-coder-3m", "untrained": False}
+    assert out["model"] == {"name": "sparkedit-coder-v2", "untrained": False}
     assert out["text"] and "untrained" not in done.stderr
-    # The model's context is 1024 tokens: the default budget is fitted inside it.
-    assert out["stats"]["prompt_tokens"] <= 1024 - out["stats"]["output_tokens"]
+    # The model's context is 4096 tokens: the prompt and the answer fit inside it.
+    assert out["stats"]["prompt_tokens"] <= 4096 - out["stats"]["output_tokens"]
 
 
 def test_drafters_none_decodes_plainly_with_the_same_output():
