@@ -142,7 +142,8 @@ def unpointed_lines(old_region: str, new_region: str, first_line: int, cursor_li
                 None, stripped, new.strip()).ratio() >= REWRITE_RATIO]
             own = _words([line])
             carried = bool(counterparts) and own - _words(counterparts) <= moved
-            if own & (removed_words | added_words) and carried or own & moved and deleted_lines:
+            if (carried and own & (removed_words | added_words)) or \
+                    (deleted_lines and own & moved):
                 continue
             if any(difflib.SequenceMatcher(None, stripped, old).ratio() >= SIBLING_RATIO
                    for old in removed):
